@@ -1,0 +1,374 @@
+#pragma once
+// hydra::cpu — the host backend on Eigen. This is the only place (with its test) that names
+// Eigen; layers and models see the operation set of backend/concepts.hpp.
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <limits>
+#include <new>
+#include <utility>
+
+#include <Eigen/Core>
+
+#include "hydra/core/error.hpp"
+#include "hydra/core/types.hpp"
+
+namespace hydra {
+
+struct cpu {
+  static constexpr const char* name = "cpu";
+  static constexpr bool host_accessible = true;
+
+  /// Owning, zero-initialised, 64-byte aligned host memory.
+  template <class T>
+  class buffer {
+  public:
+    buffer() = default;
+    explicit buffer(index n) : size_(n) {
+      if (n < 0) throw invalid_argument("hydra::cpu::buffer: negative size " + std::to_string(n));
+      if (n == 0) return;
+      if (static_cast<std::size_t>(n) > std::numeric_limits<std::size_t>::max() / sizeof(T))
+        throw allocation_error("hydra::cpu::buffer: " + std::to_string(n) + " elements overflow size_t");
+      data_ = static_cast<T*>(::operator new(static_cast<std::size_t>(n) * sizeof(T), std::align_val_t{alignment}));
+      std::memset(static_cast<void*>(data_), 0, static_cast<std::size_t>(n) * sizeof(T));
+    }
+    buffer(buffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+    buffer& operator=(buffer&& o) noexcept {
+      if (this != &o) {
+        release();
+        data_ = std::exchange(o.data_, nullptr);
+        size_ = std::exchange(o.size_, 0);
+      }
+      return *this;
+    }
+    buffer(const buffer&) = delete;
+    buffer& operator=(const buffer&) = delete;
+    ~buffer() { release(); }
+
+    [[nodiscard]] T* data() noexcept { return data_; }
+    [[nodiscard]] const T* data() const noexcept { return data_; }
+    [[nodiscard]] index size() const noexcept { return size_; }
+
+  private:
+    static constexpr std::size_t alignment = 64;
+    void release() noexcept {
+      if (data_) ::operator delete(data_, std::align_val_t{alignment});
+      data_ = nullptr;
+    }
+    T* data_ = nullptr;
+    index size_ = 0;
+  };
+
+  // ---- memory ------------------------------------------------------------------------------
+  template <class T>
+  static void copy_from_host(const T* src, index n, T* dst) {
+    if (n > 0) std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(T));
+  }
+  template <class T>
+  static void copy_to_host(const T* src, index n, T* dst) {
+    if (n > 0) std::memcpy(dst, src, static_cast<std::size_t>(n) * sizeof(T));
+  }
+  /// Nothing is asynchronous on the host.
+  static void synchronize() noexcept {}
+
+  // ---- BLAS-like ---------------------------------------------------------------------------
+  /// C = alpha * op(A) * op(B) + beta * C. With beta == 0, C is not read (NaNs in it vanish).
+  template <class T>
+  static void gemm(transpose ta, transpose tb, T alpha, matrix_view<const T> a, matrix_view<const T> b, T beta,
+                   matrix_view<T> c) {
+    auto C = map(c);
+    if (c.rows == 0 || c.cols == 0) return;
+    const index inner = ta == transpose::no ? a.cols : a.rows;
+    if (inner == 0) {
+      if (beta == T(0)) C.setZero(); else C *= beta;
+      return;
+    }
+    auto A = map(a);
+    auto B = map(b);
+    if (beta == T(0)) C.setZero(); else if (beta != T(1)) C *= beta;
+    // Four spelled-out cases keep Eigen on its GEMM kernel without temporaries.
+    if (ta == transpose::no && tb == transpose::no) C.noalias() += alpha * A * B;
+    else if (ta == transpose::no) C.noalias() += alpha * A * B.transpose();
+    else if (tb == transpose::no) C.noalias() += alpha * A.transpose() * B;
+    else C.noalias() += alpha * A.transpose() * B.transpose();
+  }
+
+  /// For i in [0, count): C_i = alpha * op(A_i) * op(B_i) + beta * C_i, where X_i is the view X
+  /// shifted by i * stride_x elements. A stride of 0 reuses one operand for every i.
+  template <class T>
+  static void gemm_batched(transpose ta, transpose tb, T alpha, matrix_view<const T> a, index stride_a,
+                           matrix_view<const T> b, index stride_b, T beta, matrix_view<T> c, index stride_c,
+                           index count) {
+    for (index i = 0; i < count; ++i) {
+      gemm(ta, tb, alpha, shifted(a, i * stride_a), shifted(b, i * stride_b), beta, shifted(c, i * stride_c));
+    }
+  }
+
+  /// y += alpha * x
+  template <class T>
+  static void axpy(T alpha, vector_view<const T> x, vector_view<T> y) {
+    assert(x.size == y.size);
+    map(y) += alpha * map(x);
+  }
+  /// y += alpha * x for matrices of equal shape.
+  template <class T>
+  static void axpy(T alpha, matrix_view<const T> x, matrix_view<T> y) {
+    assert(x.rows == y.rows && x.cols == y.cols);
+    map(y) += alpha * map(x);
+  }
+  template <class T>
+  static void scal(T alpha, vector_view<T> x) {
+    map(x) *= alpha;
+  }
+  template <class T>
+  static void scal(T alpha, matrix_view<T> x) {
+    map(x) *= alpha;
+  }
+  template <class T>
+  static void copy(vector_view<const T> x, vector_view<T> y) {
+    assert(x.size == y.size);
+    copy_from_host(x.data, x.size, y.data);
+  }
+  template <class T>
+  static void copy(matrix_view<const T> x, matrix_view<T> y) {
+    assert(x.rows == y.rows && x.cols == y.cols);
+    map(y) = map(x);
+  }
+  template <class T>
+  static void fill(T value, vector_view<T> x) {
+    map(x).setConstant(value);
+  }
+  template <class T>
+  static void fill(T value, matrix_view<T> x) {
+    map(x).setConstant(value);
+  }
+  template <class T>
+  [[nodiscard]] static T dot(vector_view<const T> x, vector_view<const T> y) {
+    assert(x.size == y.size);
+    return map(x).dot(map(y));
+  }
+  template <class T>
+  [[nodiscard]] static T sum(vector_view<const T> x) {
+    return map(x).sum();
+  }
+  /// m.row(r) += v for every r.
+  template <class T>
+  static void add_row_vector(vector_view<const T> v, matrix_view<T> m) {
+    assert(v.size == m.cols);
+    map(m).rowwise() += map(v).transpose();
+  }
+  /// y = alpha * (sum of the rows of a) + beta * y. With beta == 0, y is not read.
+  template <class T>
+  static void column_sums(T alpha, matrix_view<const T> a, T beta, vector_view<T> y) {
+    assert(a.cols == y.size);
+    auto Y = map(y);
+    if (beta == T(0)) Y.setZero(); else if (beta != T(1)) Y *= beta;
+    if (a.rows > 0) Y.noalias() += alpha * map(a).colwise().sum().transpose();
+  }
+  /// a is out.rows blocks of block_rows rows each; out.row(j) += alpha * (sum of block j's rows).
+  template <class T>
+  static void column_sums_batched(T alpha, matrix_view<const T> a, index block_rows, matrix_view<T> out) {
+    assert(a.rows == out.rows * block_rows && a.cols == out.cols);
+    for (index j = 0; j < out.rows; ++j) {
+      map(out.row_block(j, 1)).noalias() += alpha * map(a.row_block(j * block_rows, block_rows)).colwise().sum();
+    }
+  }
+  /// out.row(b) = vec(x.row(b)^T * y.row(b)): the outer product of row b of x (m) and row b of y
+  /// (n), row-major m x n, written into the first m * n entries of out's row b.
+  template <class T>
+  static void row_outer_products(matrix_view<const T> x, matrix_view<const T> y, matrix_view<T> out) {
+    assert(x.rows == y.rows && x.rows == out.rows && out.cols == x.cols * y.cols);
+    for (index b = 0; b < x.rows; ++b) {
+      const T* xb = x.row(b);
+      const T* yb = y.row(b);
+      T* ob = out.row(b);
+      for (index o = 0; o < x.cols; ++o) {
+        Eigen::Map<Vec<T>>(ob + o * y.cols, y.cols) = xb[o] * Eigen::Map<const Vec<T>>(yb, y.cols);
+      }
+    }
+  }
+  template <class T>
+  [[nodiscard]] static bool all_finite(vector_view<const T> x) {
+    return map(x).allFinite();
+  }
+
+  // ---- activations -------------------------------------------------------------------------
+  /// out = f(in)
+  template <class T>
+  static void activation_forward(activation f, matrix_view<const T> in, matrix_view<T> out) {
+    auto X = map(in);
+    auto Y = map(out);
+    switch (f) {
+      case activation::identity: Y = X; break;
+      case activation::relu: Y = X.cwiseMax(T(0)); break;
+      case activation::tanh: Y = X.array().tanh().matrix(); break;
+      case activation::sigmoid: Y = (T(1) / (T(1) + (-X.array()).exp())).matrix(); break;
+    }
+  }
+  /// d_in = d_out ⊙ f'(in); `out` = f(in) from the forward pass.
+  template <class T>
+  static void activation_backward(activation f, matrix_view<const T> in, matrix_view<const T> out,
+                                  matrix_view<const T> d_out, matrix_view<T> d_in) {
+    auto D = map(d_in);
+    D = (map(d_out).array() * first_derivative(f, map(in), map(out))).matrix();
+  }
+  /// r_out_j = f'(in) ⊙ r_in_j for each of the k = r_in.rows / in.rows blocks.
+  template <class T>
+  static void activation_tangent(activation f, matrix_view<const T> in, matrix_view<const T> out,
+                                 matrix_view<const T> r_in, matrix_view<T> r_out) {
+    const index batch = in.rows;
+    const auto fp = first_derivative(f, map(in), map(out)).eval();
+    for (index j = 0; batch > 0 && j < r_in.rows / batch; ++j) {
+      map(r_out.row_block(j * batch, batch)) = (map(r_in.row_block(j * batch, batch)).array() * fp).matrix();
+    }
+  }
+  /// The R-operator of activation_backward, block by block:
+  /// r_d_in_j = r_d_out_j ⊙ f'(in) + d_out ⊙ f''(in) ⊙ r_in_j. An empty r_in means r_in = 0
+  /// (the layer's input does not depend on the parameters).
+  template <class T>
+  static void activation_second_backward(activation f, matrix_view<const T> in, matrix_view<const T> out,
+                                         matrix_view<const T> d_out, matrix_view<const T> r_in,
+                                         matrix_view<const T> r_d_out, matrix_view<T> r_d_in) {
+    const index batch = in.rows;
+    const auto fp = first_derivative(f, map(in), map(out)).eval();
+    const bool curved = !r_in.empty() && f != activation::identity && f != activation::relu;
+    Arr<T> d_fpp;
+    if (curved) d_fpp = map(d_out).array() * second_derivative(f, map(out));
+    for (index j = 0; batch > 0 && j < r_d_out.rows / batch; ++j) {
+      auto R = map(r_d_in.row_block(j * batch, batch));
+      R = (map(r_d_out.row_block(j * batch, batch)).array() * fp).matrix();
+      if (curved) R.array() += d_fpp * map(r_in.row_block(j * batch, batch)).array();
+    }
+  }
+
+  // ---- losses ------------------------------------------------------------------------------
+  /// probabilities = softmax(logits) row by row (max-shifted), losses_b = -log p_b[labels_b]
+  /// computed as logsumexp(z_b) - z_b[y_b] so that it stays finite for large logits.
+  template <class T>
+  static void softmax_cross_entropy(matrix_view<const T> logits, const label_type* labels,
+                                    matrix_view<T> probabilities, vector_view<T> losses) {
+    for (index b = 0; b < logits.rows; ++b) {
+      auto z = map(logits.row_block(b, 1)).array();
+      auto p = map(probabilities.row_block(b, 1)).array();
+      const T zmax = z.maxCoeff();
+      p = (z - zmax).exp();
+      const T total = p.sum();
+      p /= total;
+      losses.data[b] = zmax + std::log(total) - z(0, labels[b]);
+    }
+  }
+  /// d = scale * (p - onehot(labels)).
+  template <class T>
+  static void softmax_cross_entropy_gradient(matrix_view<const T> probabilities, const label_type* labels, T scale,
+                                             matrix_view<T> d) {
+    auto D = map(d);
+    D = scale * map(probabilities);
+    for (index b = 0; b < d.rows; ++b) D(b, labels[b]) -= scale;
+  }
+  /// out_j = scale * (diag(p) - p p^T) r_j per sample, for the k = r.rows / p.rows blocks of r.
+  template <class T>
+  static void softmax_cross_entropy_hessian_product(matrix_view<const T> probabilities, matrix_view<const T> r,
+                                                    T scale, matrix_view<T> out) {
+    const index batch = probabilities.rows;
+    const auto P = map(probabilities);
+    for (index j = 0; batch > 0 && j < r.rows / batch; ++j) {
+      const auto R = map(r.row_block(j * batch, batch));
+      auto O = map(out.row_block(j * batch, batch));
+      const auto pr = (P.array() * R.array()).rowwise().sum().eval();  // p_b · r_b
+      O = (scale * P.array() * (R.array().colwise() - pr)).matrix();
+    }
+  }
+  /// losses_b = (1/C) * ||z_b - y_b||^2, where y_b is row b of targets, or onehot(labels_b) when
+  /// targets is empty (C = logits.cols).
+  template <class T>
+  static void squared_error(matrix_view<const T> logits, const label_type* labels, matrix_view<const T> targets,
+                            vector_view<T> losses) {
+    const T inv_c = T(1) / static_cast<T>(logits.cols);
+    for (index b = 0; b < logits.rows; ++b) {
+      T s = 0;
+      for (index c = 0; c < logits.cols; ++c) {
+        const T e = logits.row(b)[c] - target_at(labels, targets, b, c);
+        s += e * e;
+      }
+      losses.data[b] = s * inv_c;
+    }
+  }
+  /// d = scale * (2/C) * (z - y), with y as in squared_error.
+  template <class T>
+  static void squared_error_gradient(matrix_view<const T> logits, const label_type* labels,
+                                     matrix_view<const T> targets, T scale, matrix_view<T> d) {
+    const T factor = scale * T(2) / static_cast<T>(logits.cols);
+    for (index b = 0; b < logits.rows; ++b)
+      for (index c = 0; c < logits.cols; ++c)
+        d.row(b)[c] = factor * (logits.row(b)[c] - target_at(labels, targets, b, c));
+  }
+  /// Rows whose largest logit (first on ties) is at the label's position.
+  template <class T>
+  [[nodiscard]] static index count_correct(matrix_view<const T> logits, const label_type* labels) {
+    index correct = 0;
+    for (index b = 0; b < logits.rows; ++b) {
+      const T* z = logits.row(b);
+      correct += (std::max_element(z, z + logits.cols) - z) == labels[b];
+    }
+    return correct;
+  }
+
+private:
+  template <class T>
+  using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  template <class T>
+  using Vec = Eigen::Matrix<T, Eigen::Dynamic, 1>;
+  template <class T>
+  using Arr = Eigen::Array<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+  template <class T>
+  static auto map(matrix_view<T> v) {
+    using M = std::conditional_t<std::is_const_v<T>, const Mat<std::remove_const_t<T>>, Mat<T>>;
+    return Eigen::Map<M, Eigen::Unaligned, Eigen::OuterStride<>>(v.data, v.rows, v.cols,
+                                                                 Eigen::OuterStride<>(std::max<index>(v.stride, 1)));
+  }
+  template <class T>
+  static auto map(vector_view<T> v) {
+    using V = std::conditional_t<std::is_const_v<T>, const Vec<std::remove_const_t<T>>, Vec<T>>;
+    return Eigen::Map<V>(v.data, v.size);
+  }
+  template <class T>
+  static matrix_view<T> shifted(matrix_view<T> v, index offset) {
+    return {v.data + offset, v.rows, v.cols, v.stride};
+  }
+  template <class T>
+  static T target_at(const label_type* labels, matrix_view<const T> targets, index b, index c) {
+    if (!targets.empty()) return targets.row(b)[c];
+    return labels[b] == c ? T(1) : T(0);
+  }
+  /// f'(in) as an array expression; tanh and sigmoid use the stored output.
+  template <class In, class Out>
+  static auto first_derivative(activation f, const In& in, const Out& out) {
+    using T = typename In::Scalar;
+    Arr<T> r(in.rows(), in.cols());
+    switch (f) {
+      case activation::identity: r.setOnes(); break;
+      case activation::relu: r = (in.array() > T(0)).template cast<T>(); break;
+      case activation::tanh: r = T(1) - out.array().square(); break;
+      case activation::sigmoid: r = out.array() * (T(1) - out.array()); break;
+    }
+    return r;
+  }
+  /// f''(in) from the stored output f(in); zero for identity and (almost everywhere) ReLU.
+  template <class Out>
+  static auto second_derivative(activation f, const Out& out) {
+    using T = typename Out::Scalar;
+    Arr<T> r(out.rows(), out.cols());
+    const auto a = out.array();
+    switch (f) {
+      case activation::identity:
+      case activation::relu: r.setZero(); break;
+      case activation::tanh: r = T(-2) * a * (T(1) - a.square()); break;
+      case activation::sigmoid: r = a * (T(1) - a) * (T(1) - T(2) * a); break;
+    }
+    return r;
+  }
+};
+
+} // namespace hydra

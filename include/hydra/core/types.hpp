@@ -1,0 +1,100 @@
+#pragma once
+// Index type and the non-owning strided views that cross the backend seam. A view says nothing
+// about where its memory lives; the owning containers (core/matrix.hpp) and the backend do.
+
+#include <cassert>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+namespace hydra {
+
+using index = std::ptrdiff_t;
+
+/// Class labels as stored in datasets and batches.
+using label_type = std::int32_t;
+
+/// The scalar types hydra computes in.
+template <class T>
+concept Scalar = std::same_as<T, float> || std::same_as<T, double>;
+
+/// A row-major rows x cols matrix whose row r starts at data + r * stride.
+template <class T>
+struct matrix_view {
+  T* data = nullptr;
+  index rows = 0;
+  index cols = 0;
+  index stride = 0;  // elements between the starts of consecutive rows, >= cols
+
+  constexpr matrix_view() = default;
+  constexpr matrix_view(T* data_, index rows_, index cols_, index stride_)
+      : data(data_), rows(rows_), cols(cols_), stride(stride_) {
+    assert(rows >= 0 && cols >= 0 && stride >= cols);
+  }
+  constexpr matrix_view(T* data_, index rows_, index cols_) : matrix_view(data_, rows_, cols_, cols_) {}
+
+  // A view of mutable data converts to a view of const data, never the other way.
+  template <class U>
+    requires(std::is_same_v<std::remove_const_t<T>, U> && std::is_const_v<T>)
+  constexpr matrix_view(const matrix_view<U>& other)  // NOLINT(google-explicit-constructor)
+      : data(other.data), rows(other.rows), cols(other.cols), stride(other.stride) {}
+
+  [[nodiscard]] constexpr bool empty() const noexcept { return data == nullptr || rows == 0 || cols == 0; }
+  [[nodiscard]] constexpr index size() const noexcept { return rows * cols; }
+  [[nodiscard]] constexpr bool contiguous() const noexcept { return stride == cols || rows <= 1; }
+  [[nodiscard]] constexpr T* row(index r) const noexcept { return data + r * stride; }
+
+  /// Rows [first, first + count).
+  [[nodiscard]] constexpr matrix_view row_block(index first, index count) const noexcept {
+    assert(first >= 0 && count >= 0 && first + count <= rows);
+    return {data + first * stride, count, cols, stride};
+  }
+  /// Columns [first, first + count) of every row.
+  [[nodiscard]] constexpr matrix_view col_block(index first, index count) const noexcept {
+    assert(first >= 0 && count >= 0 && first + count <= cols);
+    return {data + first, rows, count, stride};
+  }
+};
+
+/// A contiguous vector of n elements.
+template <class T>
+struct vector_view {
+  T* data = nullptr;
+  index size = 0;
+
+  constexpr vector_view() = default;
+  constexpr vector_view(T* data_, index size_) : data(data_), size(size_) { assert(size >= 0); }
+  template <class U>
+    requires(std::is_same_v<std::remove_const_t<T>, U> && std::is_const_v<T>)
+  constexpr vector_view(const vector_view<U>& other)  // NOLINT(google-explicit-constructor)
+      : data(other.data), size(other.size) {}
+
+  [[nodiscard]] constexpr vector_view segment(index first, index count) const noexcept {
+    assert(first >= 0 && count >= 0 && first + count <= size);
+    return {data + first, count};
+  }
+  /// The same memory as a rows x cols row-major matrix.
+  [[nodiscard]] constexpr matrix_view<T> as_matrix(index rows, index cols) const noexcept {
+    assert(rows * cols == size);
+    return {data, rows, cols, cols};
+  }
+};
+
+/// Whether a GEMM operand is used as stored or transposed.
+enum class transpose : bool { no = false, yes = true };
+
+/// Elementwise nonlinearities known to every backend.
+enum class activation { identity, relu, tanh, sigmoid };
+
+[[nodiscard]] constexpr const char* name_of(activation a) noexcept {
+  switch (a) {
+    case activation::identity: return "identity";
+    case activation::relu: return "relu";
+    case activation::tanh: return "tanh";
+    case activation::sigmoid: return "sigmoid";
+  }
+  return "?";
+}
+
+} // namespace hydra
