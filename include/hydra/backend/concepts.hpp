@@ -34,6 +34,7 @@ concept backend_blas = requires(T a, matrix_view<const T> ca, matrix_view<T> m, 
   { B::dot(cx, cx) } -> std::same_as<T>;
   { B::sum(cx) } -> std::same_as<T>;
   B::add_row_vector(cx, m);
+  B::add_row_vectors(ca, m);
   B::column_sums(a, ca, a, x);
   B::column_sums_batched(a, ca, n, m);
   B::row_outer_products(ca, ca, m);

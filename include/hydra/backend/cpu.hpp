@@ -7,6 +7,7 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <type_traits>
 #include <utility>
 
 #include <Eigen/Core>
@@ -17,6 +18,13 @@
 namespace hydra {
 
 struct cpu {
+  // Read-only operands are non-deduced, so T comes from the output or a scalar and mutable views
+  // convert implicitly.
+  template <class T>
+  using cmatrix = matrix_view<const std::type_identity_t<T>>;
+  template <class T>
+  using cvector = vector_view<const std::type_identity_t<T>>;
+
   static constexpr const char* name = "cpu";
   static constexpr bool host_accessible = true;
 
@@ -75,7 +83,7 @@ struct cpu {
   // ---- BLAS-like ---------------------------------------------------------------------------
   /// C = alpha * op(A) * op(B) + beta * C. With beta == 0, C is not read (NaNs in it vanish).
   template <class T>
-  static void gemm(transpose ta, transpose tb, T alpha, matrix_view<const T> a, matrix_view<const T> b, T beta,
+  static void gemm(transpose ta, transpose tb, T alpha, cmatrix<T> a, cmatrix<T> b, T beta,
                    matrix_view<T> c) {
     auto C = map(c);
     if (c.rows == 0 || c.cols == 0) return;
@@ -97,8 +105,8 @@ struct cpu {
   /// For i in [0, count): C_i = alpha * op(A_i) * op(B_i) + beta * C_i, where X_i is the view X
   /// shifted by i * stride_x elements. A stride of 0 reuses one operand for every i.
   template <class T>
-  static void gemm_batched(transpose ta, transpose tb, T alpha, matrix_view<const T> a, index stride_a,
-                           matrix_view<const T> b, index stride_b, T beta, matrix_view<T> c, index stride_c,
+  static void gemm_batched(transpose ta, transpose tb, T alpha, cmatrix<T> a, index stride_a,
+                           cmatrix<T> b, index stride_b, T beta, matrix_view<T> c, index stride_c,
                            index count) {
     for (index i = 0; i < count; ++i) {
       gemm(ta, tb, alpha, shifted(a, i * stride_a), shifted(b, i * stride_b), beta, shifted(c, i * stride_c));
@@ -107,13 +115,13 @@ struct cpu {
 
   /// y += alpha * x
   template <class T>
-  static void axpy(T alpha, vector_view<const T> x, vector_view<T> y) {
+  static void axpy(T alpha, cvector<T> x, vector_view<T> y) {
     assert(x.size == y.size);
     map(y) += alpha * map(x);
   }
   /// y += alpha * x for matrices of equal shape.
   template <class T>
-  static void axpy(T alpha, matrix_view<const T> x, matrix_view<T> y) {
+  static void axpy(T alpha, cmatrix<T> x, matrix_view<T> y) {
     assert(x.rows == y.rows && x.cols == y.cols);
     map(y) += alpha * map(x);
   }
@@ -126,12 +134,12 @@ struct cpu {
     map(x) *= alpha;
   }
   template <class T>
-  static void copy(vector_view<const T> x, vector_view<T> y) {
+  static void copy(cvector<T> x, vector_view<T> y) {
     assert(x.size == y.size);
     copy_from_host(x.data, x.size, y.data);
   }
   template <class T>
-  static void copy(matrix_view<const T> x, matrix_view<T> y) {
+  static void copy(cmatrix<T> x, matrix_view<T> y) {
     assert(x.rows == y.rows && x.cols == y.cols);
     map(y) = map(x);
   }
@@ -143,24 +151,33 @@ struct cpu {
   static void fill(T value, matrix_view<T> x) {
     map(x).setConstant(value);
   }
-  template <class T>
-  [[nodiscard]] static T dot(vector_view<const T> x, vector_view<const T> y) {
+  template <class U, class T = std::remove_const_t<U>>
+  [[nodiscard]] static T dot(vector_view<U> x, cvector<T> y) {
     assert(x.size == y.size);
     return map(x).dot(map(y));
   }
-  template <class T>
-  [[nodiscard]] static T sum(vector_view<const T> x) {
+  template <class U, class T = std::remove_const_t<U>>
+  [[nodiscard]] static T sum(vector_view<U> x) {
     return map(x).sum();
   }
   /// m.row(r) += v for every r.
   template <class T>
-  static void add_row_vector(vector_view<const T> v, matrix_view<T> m) {
+  static void add_row_vector(cvector<T> v, matrix_view<T> m) {
     assert(v.size == m.cols);
     map(m).rowwise() += map(v).transpose();
   }
+  /// m is vectors.rows blocks of m.rows / vectors.rows rows each; block j += vectors.row(j) in
+  /// every row (one bias per direction in batched tangent passes).
+  template <class T>
+  static void add_row_vectors(cmatrix<T> vectors, matrix_view<T> m) {
+    assert(vectors.cols == m.cols && vectors.rows > 0 && m.rows % vectors.rows == 0);
+    const index block = m.rows / vectors.rows;
+    for (index j = 0; j < vectors.rows; ++j)
+      map(m.row_block(j * block, block)).rowwise() += map(vectors.row_block(j, 1)).row(0);
+  }
   /// y = alpha * (sum of the rows of a) + beta * y. With beta == 0, y is not read.
   template <class T>
-  static void column_sums(T alpha, matrix_view<const T> a, T beta, vector_view<T> y) {
+  static void column_sums(T alpha, cmatrix<T> a, T beta, vector_view<T> y) {
     assert(a.cols == y.size);
     auto Y = map(y);
     if (beta == T(0)) Y.setZero(); else if (beta != T(1)) Y *= beta;
@@ -168,7 +185,7 @@ struct cpu {
   }
   /// a is out.rows blocks of block_rows rows each; out.row(j) += alpha * (sum of block j's rows).
   template <class T>
-  static void column_sums_batched(T alpha, matrix_view<const T> a, index block_rows, matrix_view<T> out) {
+  static void column_sums_batched(T alpha, cmatrix<T> a, index block_rows, matrix_view<T> out) {
     assert(a.rows == out.rows * block_rows && a.cols == out.cols);
     for (index j = 0; j < out.rows; ++j) {
       map(out.row_block(j, 1)).noalias() += alpha * map(a.row_block(j * block_rows, block_rows)).colwise().sum();
@@ -177,7 +194,7 @@ struct cpu {
   /// out.row(b) = vec(x.row(b)^T * y.row(b)): the outer product of row b of x (m) and row b of y
   /// (n), row-major m x n, written into the first m * n entries of out's row b.
   template <class T>
-  static void row_outer_products(matrix_view<const T> x, matrix_view<const T> y, matrix_view<T> out) {
+  static void row_outer_products(cmatrix<T> x, cmatrix<T> y, matrix_view<T> out) {
     assert(x.rows == y.rows && x.rows == out.rows && out.cols == x.cols * y.cols);
     for (index b = 0; b < x.rows; ++b) {
       const T* xb = x.row(b);
@@ -188,15 +205,15 @@ struct cpu {
       }
     }
   }
-  template <class T>
-  [[nodiscard]] static bool all_finite(vector_view<const T> x) {
+  template <class U>
+  [[nodiscard]] static bool all_finite(vector_view<U> x) {
     return map(x).allFinite();
   }
 
   // ---- activations -------------------------------------------------------------------------
   /// out = f(in)
   template <class T>
-  static void activation_forward(activation f, matrix_view<const T> in, matrix_view<T> out) {
+  static void activation_forward(activation f, cmatrix<T> in, matrix_view<T> out) {
     auto X = map(in);
     auto Y = map(out);
     switch (f) {
@@ -208,15 +225,15 @@ struct cpu {
   }
   /// d_in = d_out ⊙ f'(in); `out` = f(in) from the forward pass.
   template <class T>
-  static void activation_backward(activation f, matrix_view<const T> in, matrix_view<const T> out,
-                                  matrix_view<const T> d_out, matrix_view<T> d_in) {
+  static void activation_backward(activation f, cmatrix<T> in, cmatrix<T> out,
+                                  cmatrix<T> d_out, matrix_view<T> d_in) {
     auto D = map(d_in);
     D = (map(d_out).array() * first_derivative(f, map(in), map(out))).matrix();
   }
   /// r_out_j = f'(in) ⊙ r_in_j for each of the k = r_in.rows / in.rows blocks.
   template <class T>
-  static void activation_tangent(activation f, matrix_view<const T> in, matrix_view<const T> out,
-                                 matrix_view<const T> r_in, matrix_view<T> r_out) {
+  static void activation_tangent(activation f, cmatrix<T> in, cmatrix<T> out,
+                                 cmatrix<T> r_in, matrix_view<T> r_out) {
     const index batch = in.rows;
     const auto fp = first_derivative(f, map(in), map(out)).eval();
     for (index j = 0; batch > 0 && j < r_in.rows / batch; ++j) {
@@ -227,9 +244,9 @@ struct cpu {
   /// r_d_in_j = r_d_out_j ⊙ f'(in) + d_out ⊙ f''(in) ⊙ r_in_j. An empty r_in means r_in = 0
   /// (the layer's input does not depend on the parameters).
   template <class T>
-  static void activation_second_backward(activation f, matrix_view<const T> in, matrix_view<const T> out,
-                                         matrix_view<const T> d_out, matrix_view<const T> r_in,
-                                         matrix_view<const T> r_d_out, matrix_view<T> r_d_in) {
+  static void activation_second_backward(activation f, cmatrix<T> in, cmatrix<T> out,
+                                         cmatrix<T> d_out, cmatrix<T> r_in,
+                                         cmatrix<T> r_d_out, matrix_view<T> r_d_in) {
     const index batch = in.rows;
     const auto fp = first_derivative(f, map(in), map(out)).eval();
     const bool curved = !r_in.empty() && f != activation::identity && f != activation::relu;
@@ -246,7 +263,7 @@ struct cpu {
   /// probabilities = softmax(logits) row by row (max-shifted), losses_b = -log p_b[labels_b]
   /// computed as logsumexp(z_b) - z_b[y_b] so that it stays finite for large logits.
   template <class T>
-  static void softmax_cross_entropy(matrix_view<const T> logits, const label_type* labels,
+  static void softmax_cross_entropy(cmatrix<T> logits, const label_type* labels,
                                     matrix_view<T> probabilities, vector_view<T> losses) {
     for (index b = 0; b < logits.rows; ++b) {
       auto z = map(logits.row_block(b, 1)).array();
@@ -260,7 +277,7 @@ struct cpu {
   }
   /// d = scale * (p - onehot(labels)).
   template <class T>
-  static void softmax_cross_entropy_gradient(matrix_view<const T> probabilities, const label_type* labels, T scale,
+  static void softmax_cross_entropy_gradient(cmatrix<T> probabilities, const label_type* labels, T scale,
                                              matrix_view<T> d) {
     auto D = map(d);
     D = scale * map(probabilities);
@@ -268,7 +285,7 @@ struct cpu {
   }
   /// out_j = scale * (diag(p) - p p^T) r_j per sample, for the k = r.rows / p.rows blocks of r.
   template <class T>
-  static void softmax_cross_entropy_hessian_product(matrix_view<const T> probabilities, matrix_view<const T> r,
+  static void softmax_cross_entropy_hessian_product(cmatrix<T> probabilities, cmatrix<T> r,
                                                     T scale, matrix_view<T> out) {
     const index batch = probabilities.rows;
     const auto P = map(probabilities);
@@ -282,13 +299,13 @@ struct cpu {
   /// losses_b = (1/C) * ||z_b - y_b||^2, where y_b is row b of targets, or onehot(labels_b) when
   /// targets is empty (C = logits.cols).
   template <class T>
-  static void squared_error(matrix_view<const T> logits, const label_type* labels, matrix_view<const T> targets,
+  static void squared_error(cmatrix<T> logits, const label_type* labels, cmatrix<T> targets,
                             vector_view<T> losses) {
     const T inv_c = T(1) / static_cast<T>(logits.cols);
     for (index b = 0; b < logits.rows; ++b) {
       T s = 0;
       for (index c = 0; c < logits.cols; ++c) {
-        const T e = logits.row(b)[c] - target_at(labels, targets, b, c);
+        const T e = logits.row(b)[c] - target_at<T>(labels, targets, b, c);
         s += e * e;
       }
       losses.data[b] = s * inv_c;
@@ -296,19 +313,19 @@ struct cpu {
   }
   /// d = scale * (2/C) * (z - y), with y as in squared_error.
   template <class T>
-  static void squared_error_gradient(matrix_view<const T> logits, const label_type* labels,
-                                     matrix_view<const T> targets, T scale, matrix_view<T> d) {
+  static void squared_error_gradient(cmatrix<T> logits, const label_type* labels,
+                                     cmatrix<T> targets, T scale, matrix_view<T> d) {
     const T factor = scale * T(2) / static_cast<T>(logits.cols);
     for (index b = 0; b < logits.rows; ++b)
       for (index c = 0; c < logits.cols; ++c)
-        d.row(b)[c] = factor * (logits.row(b)[c] - target_at(labels, targets, b, c));
+        d.row(b)[c] = factor * (logits.row(b)[c] - target_at<T>(labels, targets, b, c));
   }
   /// Rows whose largest logit (first on ties) is at the label's position.
-  template <class T>
-  [[nodiscard]] static index count_correct(matrix_view<const T> logits, const label_type* labels) {
+  template <class U>
+  [[nodiscard]] static index count_correct(matrix_view<U> logits, const label_type* labels) {
     index correct = 0;
     for (index b = 0; b < logits.rows; ++b) {
-      const T* z = logits.row(b);
+      const U* z = logits.row(b);
       correct += (std::max_element(z, z + logits.cols) - z) == labels[b];
     }
     return correct;
@@ -338,7 +355,7 @@ private:
     return {v.data + offset, v.rows, v.cols, v.stride};
   }
   template <class T>
-  static T target_at(const label_type* labels, matrix_view<const T> targets, index b, index c) {
+  static T target_at(const label_type* labels, cmatrix<T> targets, index b, index c) {
     if (!targets.empty()) return targets.row(b)[c];
     return labels[b] == c ? T(1) : T(0);
   }

@@ -1,0 +1,247 @@
+#pragma once
+// The algorithms every feed-forward model shares, written once over a sequence of layers:
+// forward, mean gradient, per-sample gradients from one batched backward pass, and batched
+// Hessian-vector products by Pearlmutter's R-operator (a tangent forward pass and a second-order
+// backward pass over k directions at once). Sequential (layers fixed at compile time) and Mlp
+// (depth chosen at run time) differ only in how they store their layers.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "hydra/backend/concepts.hpp"
+#include "hydra/core/error.hpp"
+#include "hydra/core/tensor.hpp"
+#include "hydra/nn/concepts.hpp"
+
+namespace hydra {
+
+/// Layers: a type with `size()` and `visit(i, f)` calling f(layer_i) (see sequential.hpp, mlp.hpp).
+template <Scalar T, Backend B, class Layers>
+class basic_network {
+public:
+  using scalar_type = T;
+  using backend_type = B;
+
+  explicit basic_network(Layers layers) : layers_(std::move(layers)) { connect(); }
+
+  [[nodiscard]] index input_size() const noexcept { return input_size_; }
+  [[nodiscard]] index output_size() const noexcept { return output_size_; }
+  [[nodiscard]] index parameter_count() const noexcept { return offsets_.back(); }
+  [[nodiscard]] index layer_count() const noexcept { return layers_.size(); }
+  /// Where layer l's slice of the flat parameter vector starts; entry layer_count() is the total.
+  [[nodiscard]] const std::vector<index>& parameter_offsets() const noexcept { return offsets_; }
+  [[nodiscard]] const Layers& layers() const noexcept { return layers_; }
+
+  /// Fills w layer by layer with PyTorch's default ranges, drawing from uniform(lo, hi).
+  template <class Uniform>
+  void initialize(vector_view<T> w, Uniform&& uniform) {
+    check_parameters(w);
+    std::vector<T> host(static_cast<std::size_t>(w.size));
+    for (index l = 0; l < layer_count(); ++l)
+      layers_.visit(l, [&](const auto& layer) { layer.initialize(host.data() + offsets_[l], uniform); });
+    B::copy_from_host(host.data(), w.size, w.data);
+  }
+
+  /// logits = f(x; w) for a B x input_size batch.
+  void forward(vector_view<const T> w, matrix_view<const T> x, matrix_view<T> logits) {
+    check_parameters(w);
+    run_forward(w, x);
+    B::copy(output(), logits);
+  }
+
+  /// Mean loss over the batch.
+  template <Loss L>
+  T loss(vector_view<const T> w, matrix_view<const T> x, batch_targets<T> y, L& loss_fn) {
+    check_parameters(w);
+    run_forward(w, x);
+    return mean_loss(y, loss_fn);
+  }
+
+  /// grad = ∇_w (1/B) Σ_b ℓ(x_b, y_b; w); returns the mean loss.
+  template <Loss L>
+  T gradient(vector_view<const T> w, matrix_view<const T> x, batch_targets<T> y, L& loss_fn, vector_view<T> grad) {
+    check_parameters(w);
+    check_parameters(grad);
+    run_forward(w, x);
+    const T value = mean_loss(y, loss_fn);
+    const index batch = x.rows;
+    delta_[0].resize(batch, output_size_);
+    loss_fn.gradient(output(), y, T(1) / static_cast<T>(batch), delta_[0].view());
+    B::fill(T(0), grad);  // layers without parameters before the first Dense leave their zeros
+    run_backward(w, x, [&](index l, auto& layer, matrix_view<const T> in, matrix_view<const T> d_out) {
+      layer.backward(w.data + offsets_[l], in, activation_of(l), d_out, {}, grad.data + offsets_[l]);
+    });
+    return value;
+  }
+
+  /// Row b of grads (B x parameter_count) = ∇_w ℓ(x_b, y_b; w), the gradient of sample b's own
+  /// (unaveraged) loss, from one batched backward pass. Returns the mean loss.
+  template <Loss L>
+  T per_sample_gradients(vector_view<const T> w, matrix_view<const T> x, batch_targets<T> y, L& loss_fn,
+                         matrix_view<T> grads) {
+    check_parameters(w);
+    if (grads.rows != x.rows || grads.cols != parameter_count())
+      throw shape_error("per_sample_gradients: output is " + shape(grads.rows, grads.cols) + ", expected " +
+                        shape(x.rows, parameter_count()));
+    run_forward(w, x);
+    const T value = mean_loss(y, loss_fn);
+    delta_[0].resize(x.rows, output_size_);
+    loss_fn.gradient(output(), y, T(1), delta_[0].view());
+    if (first_parametrised_ > 0) B::fill(T(0), grads.col_block(0, offsets_[first_parametrised_]));
+    run_backward(w, x, [&](index l, auto& layer, matrix_view<const T> in, matrix_view<const T> d_out) {
+      layer.per_sample_gradients(in, d_out, grads.col_block(offsets_[l], offsets_[l + 1] - offsets_[l]));
+    });
+    return value;
+  }
+
+  /// products.row(j) = H directions.row(j), H = ∇²_w (1/B) Σ_b ℓ(x_b, y_b; w), for all k =
+  /// directions.rows directions in one tangent pass and one second-order backward pass.
+  template <Loss L>
+  void hessian_vector_products(vector_view<const T> w, matrix_view<const T> x, batch_targets<T> y, L& loss_fn,
+                               matrix_view<const T> directions, matrix_view<T> products) {
+    check_parameters(w);
+    const index k = directions.rows;
+    if (directions.cols != parameter_count() || products.rows != k || products.cols != parameter_count())
+      throw shape_error("hessian_vector_products: directions " + shape(k, directions.cols) + " and products " +
+                        shape(products.rows, products.cols) + ", expected both " + shape(k, parameter_count()));
+    B::fill(T(0), products);
+    if (k == 0) return;
+    const index batch = x.rows;
+    run_forward(w, x);
+
+    // Tangent pass: r_acts_[l] = R{output of layer l}, starting at the first layer with parameters.
+    for (index l = first_parametrised_; l < layer_count(); ++l) {
+      r_acts_[l].resize(k * batch, width_after(l));
+      layers_.visit(l, [&](const auto& layer) {
+        layer.tangent(w.data + offsets_[l], slice(directions, l), input_of(l, x), activation_of(l),
+                      r_input_of(l), r_acts_[l].view());
+      });
+    }
+    // Second-order backward pass, carrying δ (first order) and R{δ} together.
+    const T scale = T(1) / static_cast<T>(batch);
+    delta_[0].resize(batch, output_size_);
+    r_delta_[0].resize(k * batch, output_size_);
+    loss_fn.gradient(output(), y, scale, delta_[0].view());
+    loss_fn.hessian_product(output(), y, scale, r_acts_[layer_count() - 1].view(), r_delta_[0].view());
+    int cur = 0;
+    for (index l = layer_count() - 1; l >= first_parametrised_; --l) {
+      const bool below = l > first_parametrised_;
+      const index width_in = l == 0 ? input_size_ : width_after(l - 1);
+      delta_[1 - cur].resize(batch, width_in);
+      r_delta_[1 - cur].resize(k * batch, width_in);
+      layers_.visit(l, [&](const auto& layer) {
+        layer.second_backward(w.data + offsets_[l], slice(directions, l), input_of(l, x), activation_of(l),
+                              r_input_of(l), delta_[cur].view(), r_delta_[cur].view(),
+                              below ? r_delta_[1 - cur].view() : matrix_view<T>{}, slice(products, l));
+        if (below)
+          layer.backward(w.data + offsets_[l], input_of(l, x), activation_of(l), delta_[cur].view(),
+                         delta_[1 - cur].view(), nullptr);
+      });
+      cur = 1 - cur;
+    }
+  }
+
+private:
+  static std::string shape(index r, index c) { return std::to_string(r) + " x " + std::to_string(c); }
+
+  void connect() {
+    const index n = layers_.size();
+    if (n == 0) throw invalid_argument("hydra: a model needs at least one layer");
+    offsets_.assign(static_cast<std::size_t>(n + 1), 0);
+    widths_.assign(static_cast<std::size_t>(n), 0);
+    first_parametrised_ = n;
+    index width = 0;
+    for (index l = 0; l < n; ++l) {
+      layers_.visit(l, [&](auto& layer) {
+        if constexpr (requires { layer.set_width(index{}); }) {
+          if (layer.input_size() == 0) {
+            if (l == 0) throw invalid_argument("hydra: the first layer must have a size (an activation needs a width)");
+            layer.set_width(width);
+          }
+        }
+        if (l > 0 && layer.input_size() != width)
+          throw shape_error("hydra: layer " + std::to_string(l) + " (" + layer.name() + ") takes " +
+                            std::to_string(layer.input_size()) + " inputs but layer " + std::to_string(l - 1) +
+                            " gives " + std::to_string(width));
+        if (l == 0) input_size_ = layer.input_size();
+        width = layer.output_size();
+        widths_[l] = width;
+        offsets_[l + 1] = offsets_[l] + layer.parameter_count();
+        if (layer.parameter_count() > 0 && first_parametrised_ == n) first_parametrised_ = l;
+      });
+    }
+    output_size_ = width;
+    if (first_parametrised_ == n) throw invalid_argument("hydra: a model needs at least one layer with parameters");
+    acts_.resize(static_cast<std::size_t>(n));
+    r_acts_.resize(static_cast<std::size_t>(n));
+  }
+
+  void check_parameters(vector_view<const T> w) const {
+    if (w.size != parameter_count())
+      throw shape_error("hydra: the parameter vector has " + std::to_string(w.size) + " entries, the model has " +
+                        std::to_string(parameter_count()) + " parameters");
+  }
+
+  void run_forward(vector_view<const T> w, matrix_view<const T> x) {
+    if (x.cols != input_size_)
+      throw shape_error("hydra: the input batch has " + std::to_string(x.cols) + " features per sample, the model takes " +
+                        std::to_string(input_size_));
+    for (index l = 0; l < layer_count(); ++l) {
+      acts_[l].resize(x.rows, width_after(l));
+      layers_.visit(l, [&](const auto& layer) { layer.forward(w.data + offsets_[l], input_of(l, x), acts_[l].view()); });
+    }
+  }
+
+  /// Backward from delta_[0] (∂loss/∂output) down to the first layer with parameters; calls
+  /// visit_layer(l, layer, input, d_output) at each layer, then propagates δ below it.
+  template <class Visit>
+  void run_backward(vector_view<const T> w, matrix_view<const T> x, Visit&& visit_layer) {
+    int cur = 0;
+    for (index l = layer_count() - 1; l >= first_parametrised_; --l) {
+      const bool below = l > first_parametrised_;
+      if (below) delta_[1 - cur].resize(x.rows, width_after(l - 1));
+      layers_.visit(l, [&](auto& layer) {
+        visit_layer(l, layer, input_of(l, x), delta_[cur].view());
+        if (below)
+          layer.backward(w.data + offsets_[l], input_of(l, x), activation_of(l), delta_[cur].view(),
+                         delta_[1 - cur].view(), nullptr);
+      });
+      cur = 1 - cur;
+    }
+  }
+
+  template <Loss L>
+  T mean_loss(batch_targets<T> y, L& loss_fn) {
+    losses_.resize(output().rows);
+    loss_fn.values(output(), y, losses_.view());
+    return B::sum(losses_.view()) / static_cast<T>(output().rows);
+  }
+
+  index width_after(index l) const { return widths_[static_cast<std::size_t>(l)]; }
+  matrix_view<const T> output() const { return acts_.back().view(); }
+  matrix_view<const T> activation_of(index l) const { return acts_[static_cast<std::size_t>(l)].view(); }
+  matrix_view<const T> input_of(index l, matrix_view<const T> x) const { return l == 0 ? x : activation_of(l - 1); }
+  matrix_view<const T> r_input_of(index l) const {
+    return l == first_parametrised_ ? matrix_view<const T>{} : r_acts_[static_cast<std::size_t>(l - 1)].view();
+  }
+  template <class U>
+  matrix_view<U> slice(matrix_view<U> m, index l) const {
+    return m.col_block(offsets_[l], offsets_[l + 1] - offsets_[l]);
+  }
+
+  Layers layers_;
+  std::vector<index> offsets_;
+  std::vector<index> widths_;
+  index input_size_ = 0;
+  index output_size_ = 0;
+  index first_parametrised_ = 0;
+  // Workspace, reused across calls: activations per layer, their tangents, δ and R{δ} ping-pong.
+  std::vector<matrix<T, B>> acts_;
+  std::vector<matrix<T, B>> r_acts_;
+  matrix<T, B> delta_[2];
+  matrix<T, B> r_delta_[2];
+  vector<T, B> losses_;
+};
+
+} // namespace hydra
