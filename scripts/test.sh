@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Builds and runs every test: the command that CI runs (through .ci/run).
+#   1. Release build in $HYDRA_BUILD_DIR/release with tests, examples and benchmarks; ctest
+#      (including the "consumer" test: install, then find_package(hydra) from a separate project).
+#   2. AddressSanitizer + UndefinedBehaviorSanitizer build in $HYDRA_BUILD_DIR/asan (tests only);
+#      ctest without the consumer test.
+# HYDRA_BUILD_DIR defaults to "build" (relative paths are relative to the repository root).
+# Exits non-zero on the first failure.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+build_root=${HYDRA_BUILD_DIR:-build}
+jobs=2  # CI has 2 cores
+
+step="start"
+section() {
+  step=$*
+  printf '\n==================== %s ====================\n' "$*"
+}
+trap 'printf "\ntest.sh: FAILED during: %s\n" "$step" >&2' ERR
+
+section "Dependencies"
+./scripts/install-deps.sh
+
+section "Release: configure ($build_root/release)"
+cmake -S . -B "$build_root/release" -DCMAKE_BUILD_TYPE=Release \
+  -DHYDRA_BUILD_TESTS=ON -DHYDRA_BUILD_EXAMPLES=ON -DHYDRA_BUILD_BENCHMARKS=ON
+section "Release: build"
+cmake --build "$build_root/release" --parallel "$jobs"
+section "Release: tests"
+ctest --test-dir "$build_root/release" --output-on-failure -j "$jobs"
+
+section "Sanitizers (ASan+UBSan): configure ($build_root/asan)"
+cmake -S . -B "$build_root/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHYDRA_SANITIZE=ON \
+  -DHYDRA_BUILD_TESTS=ON -DHYDRA_BUILD_EXAMPLES=OFF -DHYDRA_BUILD_BENCHMARKS=OFF
+section "Sanitizers: build"
+cmake --build "$build_root/asan" --parallel "$jobs"
+section "Sanitizers: tests (without the consumer test)"
+ctest --test-dir "$build_root/asan" --output-on-failure -j "$jobs" -E consumer
+
+section "All tests passed (Release and sanitizer builds)"
