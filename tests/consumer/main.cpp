@@ -1,19 +1,29 @@
-// Uses the installed hydra through its public entry header; returns non-zero on a wrong result.
-// TEMPORARY: <hydra/hydra.hpp> does not exist yet; switch these two includes to it once it does.
-#include <hydra/backend/cpu.hpp>
-#include <hydra/core/tensor.hpp>
+// A downstream program built against the installed hydra package: trains softmax regression on a
+// tiny separable problem through <hydra/hydra.hpp> and returns non-zero unless it learns it.
+#include <hydra/hydra.hpp>
 
+#include <cmath>
 #include <cstdio>
-#include <utility>
+#include <vector>
 
 int main() {
-  hydra::matrix<double, hydra::cpu> m(2, 3);
-  hydra::cpu::fill(1.0, m.view());
-  const double sum = hydra::cpu::sum(std::as_const(m).flat());
-  if (sum != 6.0) {
-    std::fprintf(stderr, "consumer: sum of a 2 x 3 matrix of ones is %g, expected 6\n", sum);
-    return 1;
+  std::vector<double> x;
+  std::vector<hydra::label_type> y;
+  for (int i = 0; i < 64; ++i) {
+    const double a = std::sin(0.5 * i), b = std::cos(0.3 * i);
+    if (std::abs(a - b) < 0.1) continue;
+    x.insert(x.end(), {a, b});
+    y.push_back(a > b ? 1 : 0);
   }
-  std::printf("consumer: hydra works from its installed package (sum = %g)\n", sum);
-  return 0;
+  const hydra::dataset<double> data({2}, std::move(x), std::move(y));
+  hydra::SoftmaxRegression<double> model(2, 2);
+  hydra::SoftmaxCrossEntropy<double> loss;
+  hydra::sgd<double> optimizer(model.parameter_count(), {.momentum = 0.9});
+  hydra::constant_schedule schedule(0.5);
+  hydra::trainer fit(model, loss, optimizer, schedule, {.progress = hydra::progress_mode::never});
+  hydra::vector<double, hydra::cpu> w(model.parameter_count());
+  fit.fit(w.view(), data, hydra::batch_order::shuffled(data.size(), 8, 30, 1), nullptr);
+  const auto result = fit.evaluate(w.view(), data);
+  std::printf("consumer: installed hydra trained softmax regression to accuracy %.3f\n", result.accuracy);
+  return result.accuracy >= 0.95 ? 0 : 1;
 }

@@ -89,4 +89,34 @@ template <class M>
 concept Model = detail::has_scalar_and_backend<M> &&
                 ModelFor<M, detail::archetype_loss<typename M::scalar_type, typename M::backend_type>>;
 
+/// `static_assert(hydra::check_model<M>())` (the trainer does) turns a type that misses the Model
+/// requirements into one sentence instead of a template backtrace.
+template <class M>
+consteval bool check_model() {
+  static_assert(detail::has_scalar_and_backend<M>,
+                "hydra: a model must declare `using scalar_type = float|double;` and `using backend_type = "
+                "<a Backend such as hydra::cpu>;`; see docs/nn.md, section 'The Model concept'.");
+  static_assert(detail::sized_layer<M>,
+                "hydra: a model must provide input_size(), output_size() and parameter_count(); see docs/nn.md, "
+                "section 'The Model concept'.");
+  if constexpr (detail::has_scalar_and_backend<M>)
+    static_assert(Model<M>,
+                  "hydra: a model must provide forward, loss, gradient, per_sample_gradients and "
+                  "hessian_vector_products with the signatures of docs/nn.md, section 'The Model concept'.");
+  return true;
+}
+
+/// `static_assert(hydra::check_loss<L>())`: one sentence for a type that is not a Loss.
+template <class L>
+consteval bool check_loss() {
+  static_assert(detail::has_scalar_and_backend<L>,
+                "hydra: a loss must declare `using scalar_type = float|double;` and `using backend_type = ...;`; "
+                "see docs/nn.md, section 'The Loss concept'.");
+  if constexpr (detail::has_scalar_and_backend<L>)
+    static_assert(Loss<L>,
+                  "hydra: a loss must provide values(outputs, targets, out), gradient(outputs, targets, scale, d) and "
+                  "hessian_product(outputs, targets, scale, r, out); see docs/nn.md, section 'The Loss concept'.");
+  return true;
+}
+
 } // namespace hydra

@@ -11,6 +11,7 @@
 
 #include "hydra/backend/concepts.hpp"
 #include "hydra/core/error.hpp"
+#include "hydra/core/random.hpp"
 #include "hydra/core/tensor.hpp"
 #include "hydra/nn/concepts.hpp"
 
@@ -41,6 +42,13 @@ public:
     for (index l = 0; l < layer_count(); ++l)
       layers_.visit(l, [&](const auto& layer) { layer.initialize(host.data() + offsets_[l], uniform); });
     B::copy_from_host(host.data(), w.size, w.data);
+  }
+
+  /// The same, drawing from hydra's portable generator: identical parameters on every machine
+  /// for a given seed.
+  void initialize(vector_view<T> w, std::uint64_t seed) {
+    xoshiro256ss engine(seed);
+    initialize(w, [&](double lo, double hi) { return lo + (hi - lo) * uniform01(engine); });
   }
 
   /// logits = f(x; w) for a B x input_size batch.

@@ -1,0 +1,32 @@
+#pragma once
+// The umbrella header: everything hydra offers on the CPU.
+//
+//   core/      index, views, owning containers, errors
+//   backend/   the operation set (Backend concept) and hydra::cpu on Eigen
+//   nn/        layers, losses, Sequential, ready models (Layer, Loss, Model concepts)
+//   optim/     SGD and learning-rate schedules (Optimizer, LearningRateSchedule concepts)
+//   data/      datasets, IDX / NPY / CIFAR-10 readers, batch orders (Dataset concept)
+//   train/     the training loop with per-step callbacks
+
+#include "hydra/backend/concepts.hpp"
+#include "hydra/backend/cpu.hpp"
+#include "hydra/core/error.hpp"
+#include "hydra/core/tensor.hpp"
+#include "hydra/core/types.hpp"
+#include "hydra/data/batch_order.hpp"
+#include "hydra/data/cifar.hpp"
+#include "hydra/data/concepts.hpp"
+#include "hydra/data/dataset.hpp"
+#include "hydra/data/idx.hpp"
+#include "hydra/data/npy.hpp"
+#include "hydra/data/random.hpp"
+#include "hydra/nn/activation.hpp"
+#include "hydra/nn/concepts.hpp"
+#include "hydra/nn/dense.hpp"
+#include "hydra/nn/loss.hpp"
+#include "hydra/nn/models.hpp"
+#include "hydra/nn/sequential.hpp"
+#include "hydra/optim/concepts.hpp"
+#include "hydra/optim/schedules.hpp"
+#include "hydra/optim/sgd.hpp"
+#include "hydra/train/trainer.hpp"

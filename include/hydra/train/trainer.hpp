@@ -1,0 +1,216 @@
+#pragma once
+// The training loop: mini-batch SGD over a model, a loss, an optimizer, a learning-rate schedule
+// and a batch order, with per-step callbacks (the hypergradient engine hooks in here), evaluation,
+// and NaN/Inf detection that names the step.
+
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hydra/core/error.hpp"
+#include "hydra/core/tensor.hpp"
+#include "hydra/data/batch_order.hpp"
+#include "hydra/data/dataset.hpp"
+#include "hydra/nn/concepts.hpp"
+#include "hydra/optim/concepts.hpp"
+#include "hydra/train/batch.hpp"
+#include "hydra/train/progress.hpp"
+
+namespace hydra {
+
+/// What a callback sees at step t (0-based; the paper's step t + 1). In before_update the
+/// parameters are w_t, the point where the batch gradient was taken; in after_update they are
+/// w_{t+1}. All views point into backend memory and are valid only during the call.
+template <Scalar T, class B>
+struct step_context {
+  index step;
+  index epoch;
+  std::span<const index> batch;        // training-sample indices of this step's batch
+  T learning_rate;                     // η applied at this step
+  vector_view<const T> parameters;
+  matrix_view<const T> features;       // batch × input_size
+  batch_targets<T> targets;
+  T loss;                              // mean batch loss at the pre-update parameters
+  vector_view<const T> gradient;       // mean batch gradient there, without weight decay
+};
+
+/// One line of the training history.
+struct epoch_report {
+  index epoch = 0;                 // 0-based
+  index steps = 0;                 // steps taken in this epoch
+  double training_loss = 0;        // mean of the epoch's batch losses (each at its pre-update point)
+  double validation_loss = std::numeric_limits<double>::quiet_NaN();
+  double validation_accuracy = std::numeric_limits<double>::quiet_NaN();
+  double learning_rate = 0;        // η of the epoch's last step
+  double seconds = 0;
+};
+
+struct evaluation {
+  double loss = 0;      // mean loss over the data set
+  double accuracy = 0;  // fraction whose largest output is at the label
+  index samples = 0;
+};
+
+struct trainer_options {
+  progress_mode progress = progress_mode::automatic;
+  index evaluation_batch_size = 1000;
+};
+
+/// Calls the optional hooks of a callback: before_update(ctx), after_update(ctx),
+/// on_epoch_end(const epoch_report&). A callback may define any subset.
+template <class C, class Ctx>
+void call_before_update(C& c, const Ctx& ctx) {
+  if constexpr (requires { c.before_update(ctx); }) c.before_update(ctx);
+}
+template <class C, class Ctx>
+void call_after_update(C& c, const Ctx& ctx) {
+  if constexpr (requires { c.after_update(ctx); }) c.after_update(ctx);
+}
+template <class C>
+void call_on_epoch_end(C& c, const epoch_report& r) {
+  if constexpr (requires { c.on_epoch_end(r); }) c.on_epoch_end(r);
+}
+
+template <class M, class L, class O, class S>
+class trainer {
+  static_assert(check_model<M>());
+  static_assert(check_loss<L>());
+  static_assert(check_optimizer<O>());
+  static_assert(check_schedule<S>());
+
+public:
+  using scalar_type = typename M::scalar_type;
+  using backend_type = typename M::backend_type;
+  using T = scalar_type;
+  using B = backend_type;
+  static_assert(std::is_same_v<typename L::scalar_type, T> && std::is_same_v<typename O::value_type, T>,
+                "hydra::trainer: the model, loss and optimizer must use the same scalar type (see docs/train.md)");
+
+  trainer(M& model, L& loss, O& optimizer, S& schedule, trainer_options options = {})
+      : model_(model), loss_(loss), optimizer_(optimizer), schedule_(schedule), options_(options) {}
+
+  /// Trains w in place over every step of `order`, then returns the per-epoch history.
+  /// `validation` may be null. Throws numerical_error at the first step whose loss is not finite.
+  template <class... Callbacks>
+  std::vector<epoch_report> fit(vector_view<T> w, const dataset<T>& train, const batch_order& order,
+                                const dataset<T>* validation, Callbacks&... callbacks) {
+    check_compatible(train, "training set");
+    if (validation != nullptr) check_compatible(*validation, "validation set");
+    if (order.num_samples() != train.size())
+      throw shape_error("hydra::trainer::fit: the batch order is for " + std::to_string(order.num_samples()) +
+                        " samples, the training set has " + std::to_string(train.size()));
+    if (w.size != model_.parameter_count())
+      throw shape_error("hydra::trainer::fit: the parameter vector has " + std::to_string(w.size) +
+                        " entries, the model has " + std::to_string(model_.parameter_count()) + " parameters");
+
+    vector<T, B> gradient(model_.parameter_count());
+    std::vector<epoch_report> history;
+    progress_line progress(options_.progress);
+    epoch_report current;
+    double loss_sum = 0;
+    auto epoch_start = std::chrono::steady_clock::now();
+
+    for (index t = 0; t < order.steps(); ++t) {
+      const auto indices = order.batch(t);
+      batch_.load(train, indices);
+      const T eta = static_cast<T>(schedule_.learning_rate());
+      const T value = model_.gradient(std::as_const(w), batch_.features(), batch_.targets(), loss_, gradient.view());
+      if (!std::isfinite(value))
+        throw numerical_error("hydra::trainer: the training loss is " + std::to_string(value) + " at step " +
+                              std::to_string(t) + " (epoch " + std::to_string(order.epoch_of(t)) +
+                              "); lower the learning rate or check the data");
+      step_context<T, B> ctx{t,     order.epoch_of(t),    indices, eta, std::as_const(w), batch_.features(),
+                             batch_.targets(), value, std::as_const(gradient).view()};
+      (call_before_update(callbacks, ctx), ...);
+      optimizer_.step(w, std::as_const(gradient).view(), eta);
+      schedule_.step_completed();
+      ctx.parameters = std::as_const(w);
+      (call_after_update(callbacks, ctx), ...);
+
+      loss_sum += static_cast<double>(value);
+      ++current.steps;
+      current.learning_rate = static_cast<double>(eta);
+      progress.update(t + 1, order.steps(),
+                      "epoch " + std::to_string(order.epoch_of(t)) + "  loss " + std::to_string(loss_sum / static_cast<double>(current.steps)));
+
+      const bool epoch_ends = (t + 1) % order.steps_per_epoch() == 0 || t + 1 == order.steps();
+      if (!epoch_ends) continue;
+      current.epoch = order.epoch_of(t);
+      current.training_loss = loss_sum / static_cast<double>(current.steps);
+      if (validation != nullptr) {
+        const auto v = evaluate(std::as_const(w), *validation);
+        current.validation_loss = v.loss;
+        current.validation_accuracy = v.accuracy;
+      }
+      const auto now = std::chrono::steady_clock::now();
+      current.seconds = std::chrono::duration<double>(now - epoch_start).count();
+      schedule_.epoch_completed(epoch_metrics{current.training_loss, current.validation_loss});
+      progress.clear();
+      (call_on_epoch_end(callbacks, current), ...);
+      history.push_back(current);
+      current = epoch_report{};
+      loss_sum = 0;
+      epoch_start = now;
+    }
+    progress.clear();
+    return history;
+  }
+
+  /// Mean loss and accuracy of parameters w over a whole data set, in batches.
+  evaluation evaluate(vector_view<const T> w, const dataset<T>& data) {
+    check_compatible(data, "evaluation set");
+    evaluation result;
+    const index n = data.size();
+    std::vector<index> indices;
+    matrix<T, B> outputs;
+    vector<T, B> losses;
+    double total = 0;
+    index correct = 0;
+    for (index first = 0; first < n; first += options_.evaluation_batch_size) {
+      const index count = std::min(options_.evaluation_batch_size, n - first);
+      indices.resize(static_cast<std::size_t>(count));
+      for (index k = 0; k < count; ++k) indices[static_cast<std::size_t>(k)] = first + k;
+      batch_.load(data, indices);
+      outputs.resize(count, model_.output_size());
+      losses.resize(count);
+      model_.forward(w, batch_.features(), outputs.view());
+      loss_.values(std::as_const(outputs).view(), batch_.targets(), losses.view());
+      total += static_cast<double>(B::sum(std::as_const(losses).view()));
+      correct += B::count_correct(std::as_const(outputs).view(), batch_.targets().labels);
+    }
+    result.samples = n;
+    result.loss = n > 0 ? total / static_cast<double>(n) : 0.0;
+    result.accuracy = n > 0 ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;
+    return result;
+  }
+
+private:
+  /// Labels must index the model's outputs; real targets must have one value per output.
+  void check_compatible(const dataset<T>& data, const char* what) const {
+    if (data.sample_size() != model_.input_size())
+      throw shape_error(std::string("hydra::trainer: the ") + what + " has " + std::to_string(data.sample_size()) +
+                        " features per sample, the model takes " + std::to_string(model_.input_size()));
+    if (data.has_targets() && data.target_size() != model_.output_size())
+      throw shape_error(std::string("hydra::trainer: the ") + what + " has " + std::to_string(data.target_size()) +
+                        " targets per sample, the model has " + std::to_string(model_.output_size()) + " outputs");
+    const auto labels = data.labels();
+    for (std::size_t i = 0; i < labels.size(); ++i)
+      if (labels[i] < 0 || labels[i] >= model_.output_size())
+        throw invalid_argument(std::string("hydra::trainer: the ") + what + "'s label[" + std::to_string(i) +
+                               "] = " + std::to_string(labels[i]) + " is out of range for a model with " +
+                               std::to_string(model_.output_size()) + " outputs");
+  }
+
+  M& model_;
+  L& loss_;
+  O& optimizer_;
+  S& schedule_;
+  trainer_options options_;
+  device_batch<T, B> batch_;
+};
+
+} // namespace hydra
