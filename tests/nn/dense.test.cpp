@@ -40,3 +40,26 @@ TEST_CASE("Dense rejects non-positive sizes") {
 }
 
 } // namespace hydra::test
+
+namespace hydra::test {
+
+TEST_CASE("initialize follows PyTorch's nn.Linear ranges and is reproducible from the seed") {
+  Mlp<double> model(100, {25}, 4);
+  const index P = model.parameter_count();
+  std::vector<double> a(static_cast<std::size_t>(P)), b(a.size()), c(a.size());
+  model.initialize(vector_view<double>(a.data(), P), 7);
+  model.initialize(vector_view<double>(b.data(), P), 7);
+  model.initialize(vector_view<double>(c.data(), P), 8);
+  CHECK(a == b);
+  CHECK(a != c);
+  const auto& off = model.parameter_offsets();
+  double max_first = 0, max_second = 0;
+  for (index i = off[0]; i < off[1]; ++i) max_first = std::max(max_first, std::abs(a[static_cast<std::size_t>(i)]));
+  for (index i = off[2]; i < off[3]; ++i) max_second = std::max(max_second, std::abs(a[static_cast<std::size_t>(i)]));
+  CHECK(max_first <= 0.1);               // 1/√100
+  CHECK(max_first > 0.09);               // 2525 uniform draws come close to the bound
+  CHECK(max_second <= 0.2);              // 1/√25
+  CHECK(max_second > 0.15);              // 104 draws
+}
+
+} // namespace hydra::test

@@ -5,6 +5,7 @@
 // backward pass over k directions at once). Sequential (layers fixed at compile time) and Mlp
 // (depth chosen at run time) differ only in how they store their layers.
 
+#include <concepts>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -36,6 +37,7 @@ public:
 
   /// Fills w layer by layer with PyTorch's default ranges, drawing from uniform(lo, hi).
   template <class Uniform>
+    requires std::invocable<Uniform&, double, double>
   void initialize(vector_view<T> w, Uniform&& uniform) {
     check_parameters(w);
     std::vector<T> host(static_cast<std::size_t>(w.size));
