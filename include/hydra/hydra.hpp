@@ -19,7 +19,7 @@
 #include "hydra/data/dataset.hpp"
 #include "hydra/data/idx.hpp"
 #include "hydra/data/npy.hpp"
-#include "hydra/data/random.hpp"
+#include "hydra/core/random.hpp"
 #include "hydra/nn/activation.hpp"
 #include "hydra/nn/concepts.hpp"
 #include "hydra/nn/dense.hpp"
