@@ -53,7 +53,7 @@ int run(const options& opt) {
 
   hydra::Mlp<T> model(train.sample_size(), opt.hidden, 10, parse_activation(opt.activation));
   hydra::SoftmaxCrossEntropy<T> loss;
-  hydra::sgd<T> optimizer(model.parameter_count(), {.momentum = opt.momentum, .weight_decay = opt.weight_decay});
+  hydra::SGD<T> optimizer(model.parameter_count(), {.momentum = opt.momentum, .weight_decay = opt.weight_decay});
   hydra::plateau_schedule schedule(opt.learning_rate, opt.plateau_factor);
   hydra::trainer fit(model, loss, optimizer, schedule);
   hydra::vector<T, hydra::cpu> w(model.parameter_count());

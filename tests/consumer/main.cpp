@@ -18,7 +18,7 @@ int main() {
   const hydra::dataset<double> data({2}, std::move(x), std::move(y));
   hydra::SoftmaxRegression<double> model(2, 2);
   hydra::SoftmaxCrossEntropy<double> loss;
-  hydra::sgd<double> optimizer(model.parameter_count(), {.momentum = 0.9});
+  hydra::SGD<double> optimizer(model.parameter_count(), {.momentum = 0.9});
   hydra::constant_schedule schedule(0.5);
   hydra::trainer fit(model, loss, optimizer, schedule, {.progress = hydra::progress_mode::never});
   hydra::vector<double, hydra::cpu> w(model.parameter_count());

@@ -115,12 +115,12 @@ struct checkpointable_schedule : minimal_schedule {
 } // namespace
 
 // ---- Optimizer ----
-static_assert(hydra::Optimizer<hydra::sgd<float>>);
-static_assert(hydra::Optimizer<hydra::sgd<double, hydra::cpu>>);
-static_assert(hydra::OptimizerFor<hydra::sgd<float>, float>);
-static_assert(!hydra::OptimizerFor<hydra::sgd<float>, double>);
+static_assert(hydra::Optimizer<hydra::SGD<float>>);
+static_assert(hydra::Optimizer<hydra::SGD<double, hydra::cpu>>);
+static_assert(hydra::OptimizerFor<hydra::SGD<float>, float>);
+static_assert(!hydra::OptimizerFor<hydra::SGD<float>, double>);
 static_assert(hydra::Optimizer<minimal_optimizer>);
-static_assert(hydra::check_optimizer<hydra::sgd<double>>());
+static_assert(hydra::check_optimizer<hydra::SGD<double>>());
 static_assert(hydra::check_optimizer<minimal_optimizer>());
 
 static_assert(!hydra::Optimizer<int>);
@@ -155,7 +155,7 @@ static_assert(!hydra::CheckpointableSchedule<minimal_schedule>);
 
 static_assert(!hydra::LearningRateSchedule<int>);
 static_assert(!hydra::LearningRateSchedule<double>);
-static_assert(!hydra::LearningRateSchedule<hydra::sgd<float>>);
+static_assert(!hydra::LearningRateSchedule<hydra::SGD<float>>);
 static_assert(!hydra::LearningRateSchedule<no_step_completed>);
 static_assert(!hydra::LearningRateSchedule<epoch_completed_without_metrics>);
 static_assert(!hydra::LearningRateSchedule<non_const_learning_rate>);
@@ -170,7 +170,7 @@ static_assert(!std::is_copy_constructible_v<hydra::any_schedule>);
 static_assert(std::is_nothrow_move_constructible_v<hydra::any_schedule>);
 
 TEST_CASE("the concepts hold at run time too") {
-  CHECK(hydra::Optimizer<hydra::sgd<float>>);
+  CHECK(hydra::Optimizer<hydra::SGD<float>>);
   CHECK(!hydra::Optimizer<no_velocity>);
   CHECK(hydra::LearningRateSchedule<hydra::any_schedule>);
   CHECK(!hydra::LearningRateSchedule<no_steps_completed>);

@@ -1,4 +1,4 @@
-// Tests of hydra::sgd (include/hydra/optim/sgd.hpp) against hand-computed trajectories.
+// Tests of hydra::SGD (include/hydra/optim/sgd.hpp) against hand-computed trajectories.
 
 #include <doctest/doctest.h>
 
@@ -41,7 +41,7 @@ bool contains(const std::string& text, const std::string& part) { return text.fi
 
 TEST_CASE_TEMPLATE("sgd: three steps with momentum and weight decay match a hand computation", T, float, double) {
   // p = 0.5, lambda = 0.25, eta = 0.5; all values are dyadic, so float and double are exact.
-  hydra::sgd<T> opt(2, hydra::sgd_options{.momentum = 0.5, .weight_decay = 0.25});
+  hydra::SGD<T> opt(2, hydra::sgd_options{.momentum = 0.5, .weight_decay = 0.25});
   auto w = make<T>({1.0, -2.0});
   const auto g1 = make<T>({0.5, 1.0});
   const auto g2 = make<T>({-1.0, 0.25});
@@ -79,7 +79,7 @@ TEST_CASE_TEMPLATE("sgd: three steps with momentum and weight decay match a hand
 
 TEST_CASE_TEMPLATE("sgd: PyTorch-like hyperparameters (p = 0.9, lambda = 0.01, eta = 0.1)", T, float, double) {
   // One parameter, w0 = 2, gradients 1, -3, 0.5 (no weight decay in them).
-  hydra::sgd<T> opt(1, {.momentum = 0.9, .weight_decay = 0.01});
+  hydra::SGD<T> opt(1, {.momentum = 0.9, .weight_decay = 0.01});
   auto w = make<T>({2.0});
   const double tol = std::is_same_v<T, float> ? 1e-6 : 1e-14;
   const auto step = [&](double g) {
@@ -102,7 +102,7 @@ TEST_CASE_TEMPLATE("sgd: PyTorch-like hyperparameters (p = 0.9, lambda = 0.01, e
 }
 
 TEST_CASE_TEMPLATE("sgd: momentum 0 is plain mini-batch gradient descent", T, float, double) {
-  hydra::sgd<T> opt(2);  // defaults: momentum 0, weight decay 0
+  hydra::SGD<T> opt(2);  // defaults: momentum 0, weight decay 0
   CHECK(opt.momentum() == T(0));
   CHECK(opt.weight_decay() == T(0));
   CHECK(opt.parameter_count() == 2);
@@ -122,7 +122,7 @@ TEST_CASE_TEMPLATE("sgd: momentum 0 is plain mini-batch gradient descent", T, fl
 }
 
 TEST_CASE_TEMPLATE("sgd: momentum 0 with weight decay", T, float, double) {
-  hydra::sgd<T> opt(1, {.weight_decay = 0.5});
+  hydra::SGD<T> opt(1, {.weight_decay = 0.5});
   auto w = make<T>({4.0});
   const auto g = make<T>({1.0});
   // d = 1 + 0.5 * 4 = 3, w = 4 - 0.25 * 3 = 3.25; then d = 1 + 1.625 = 2.625, w = 3.25 - 0.65625 = 2.59375
@@ -134,7 +134,7 @@ TEST_CASE_TEMPLATE("sgd: momentum 0 with weight decay", T, float, double) {
 }
 
 TEST_CASE("sgd: set_velocity, reset and options") {
-  hydra::sgd<double> opt(2, {.momentum = 0.5});
+  hydra::SGD<double> opt(2, {.momentum = 0.5});
   CHECK(opt.options().momentum == 0.5);
   CHECK(opt.options().weight_decay == 0.0);
   const auto v0 = make<double>({2.0, -4.0});
@@ -157,24 +157,24 @@ TEST_CASE("sgd: the constructor rejects bad hyperparameters") {
   using E = hydra::invalid_argument;
   const auto nan = std::numeric_limits<double>::quiet_NaN();
   const auto inf = std::numeric_limits<double>::infinity();
-  CHECK_THROWS_AS(hydra::sgd<double>(2, {.momentum = 1.0}), E);
-  CHECK(contains(message_of<E>([] { hydra::sgd<double>(2, {.momentum = 1.0}); }), "momentum"));
-  CHECK(contains(message_of<E>([] { hydra::sgd<double>(2, {.momentum = 1.5}); }), "got 1.5"));
-  CHECK(contains(message_of<E>([] { hydra::sgd<double>(2, {.momentum = -0.1}); }), "got -0.1"));
-  CHECK(contains(message_of<E>([&] { hydra::sgd<double>(2, {.momentum = nan}); }), "got nan"));
-  CHECK(contains(message_of<E>([&] { hydra::sgd<float>(2, {.momentum = 0.999999999}); }), "rounds to 1"));
-  CHECK_NOTHROW(hydra::sgd<double>(2, {.momentum = 0.999999999}));
-  const auto wd = message_of<E>([] { hydra::sgd<double>(2, {.weight_decay = -0.001}); });
+  CHECK_THROWS_AS(hydra::SGD<double>(2, {.momentum = 1.0}), E);
+  CHECK(contains(message_of<E>([] { hydra::SGD<double>(2, {.momentum = 1.0}); }), "momentum"));
+  CHECK(contains(message_of<E>([] { hydra::SGD<double>(2, {.momentum = 1.5}); }), "got 1.5"));
+  CHECK(contains(message_of<E>([] { hydra::SGD<double>(2, {.momentum = -0.1}); }), "got -0.1"));
+  CHECK(contains(message_of<E>([&] { hydra::SGD<double>(2, {.momentum = nan}); }), "got nan"));
+  CHECK(contains(message_of<E>([&] { hydra::SGD<float>(2, {.momentum = 0.999999999}); }), "rounds to 1"));
+  CHECK_NOTHROW(hydra::SGD<double>(2, {.momentum = 0.999999999}));
+  const auto wd = message_of<E>([] { hydra::SGD<double>(2, {.weight_decay = -0.001}); });
   CHECK(contains(wd, "weight_decay"));
   CHECK(contains(wd, "got -0.001"));
-  CHECK(contains(message_of<E>([&] { hydra::sgd<double>(2, {.weight_decay = inf}); }), "got inf"));
-  CHECK(contains(message_of<E>([] { hydra::sgd<double>(-1); }), "parameter_count must be >= 0, got -1"));
+  CHECK(contains(message_of<E>([&] { hydra::SGD<double>(2, {.weight_decay = inf}); }), "got inf"));
+  CHECK(contains(message_of<E>([] { hydra::SGD<double>(-1); }), "parameter_count must be >= 0, got -1"));
   // Every error is a hydra::error.
-  CHECK_THROWS_AS(hydra::sgd<float>(2, {.momentum = 2}), hydra::error);
+  CHECK_THROWS_AS(hydra::SGD<float>(2, {.momentum = 2}), hydra::error);
 }
 
 TEST_CASE_TEMPLATE("sgd: step rejects wrong sizes and bad learning rates", T, float, double) {
-  hydra::sgd<T> opt(3, {.momentum = 0.9});
+  hydra::SGD<T> opt(3, {.momentum = 0.9});
   auto w = make<T>({1, 2, 3});
   auto w_short = make<T>({1, 2});
   const auto g = make<T>({1, 1, 1});
@@ -203,7 +203,7 @@ TEST_CASE_TEMPLATE("sgd: step rejects wrong sizes and bad learning rates", T, fl
 
 TEST_CASE("sgd: the docs/optim.md example") {
   // Keep in sync with the example in docs/optim.md.
-  hydra::sgd<float> optimizer(3, {.momentum = 0.9, .weight_decay = 5e-4});
+  hydra::SGD<float> optimizer(3, {.momentum = 0.9, .weight_decay = 5e-4});
   auto w = hydra::vector<float, hydra::cpu>::from_host(std::vector<float>{0.1f, -0.2f, 0.3f});
   auto g = hydra::vector<float, hydra::cpu>::from_host(std::vector<float>{1.0f, 0.0f, -1.0f});
   optimizer.step(w.view(), std::as_const(g).view(), 0.01f);

@@ -54,7 +54,7 @@ TEST_CASE("trainer follows an independent SGD loop with momentum, weight decay a
   LinearRegression<double> model(2, 1);
   MeanSquaredError<double> loss;
   const double p = 0.9, lambda = 0.01, eta0 = 0.1, gamma = 0.8;
-  sgd<double> optimizer(model.parameter_count(), {.momentum = p, .weight_decay = lambda});
+  SGD<double> optimizer(model.parameter_count(), {.momentum = p, .weight_decay = lambda});
   exponential_schedule schedule(eta0, gamma);
   trainer fit(model, loss, optimizer, schedule, {.progress = progress_mode::never});
 
@@ -109,7 +109,7 @@ TEST_CASE("trainer learns a separable classification problem and evaluates it") 
   const dataset<float> data({2}, std::move(x), std::move(y));
   SoftmaxRegression<float> model(2, 2);
   SoftmaxCrossEntropy<float> loss;
-  sgd<float> optimizer(model.parameter_count(), {.momentum = 0.9});
+  SGD<float> optimizer(model.parameter_count(), {.momentum = 0.9});
   constant_schedule schedule(0.1);
   trainer fit(model, loss, optimizer, schedule, {.progress = progress_mode::never});
   std::vector<float> w(static_cast<std::size_t>(model.parameter_count()), 0.0f);
@@ -130,7 +130,7 @@ TEST_CASE("trainer stops at the first non-finite loss and names the step") {
   const dataset<double> data({1}, std::move(x), std::vector<label_type>{0, 1, 0, 1, 0, 1, 0, 1});
   SoftmaxRegression<double> model(1, 2);
   SoftmaxCrossEntropy<double> loss;
-  sgd<double> optimizer(model.parameter_count());
+  SGD<double> optimizer(model.parameter_count());
   constant_schedule schedule(0.1);
   trainer fit(model, loss, optimizer, schedule, {.progress = progress_mode::never});
   std::vector<double> w(4, 0.1);
@@ -146,7 +146,7 @@ TEST_CASE("trainer rejects labels, features and parameters that do not fit the m
   const dataset<double> data({3}, std::vector<double>(12, 0.5), std::vector<label_type>{0, 1, 2, 1});
   SoftmaxRegression<double> two_classes(3, 2);
   SoftmaxCrossEntropy<double> loss;
-  sgd<double> optimizer(two_classes.parameter_count());
+  SGD<double> optimizer(two_classes.parameter_count());
   constant_schedule schedule(0.1);
   trainer fit(two_classes, loss, optimizer, schedule, {.progress = progress_mode::never});
   std::vector<double> w(static_cast<std::size_t>(two_classes.parameter_count()));
@@ -156,13 +156,13 @@ TEST_CASE("trainer rejects labels, features and parameters that do not fit the m
                     doctest::Contains("label[2] = 2 is out of range for a model with 2 outputs"));
 
   SoftmaxRegression<double> wide(5, 3);
-  sgd<double> opt3(wide.parameter_count());
+  SGD<double> opt3(wide.parameter_count());
   trainer fit_wide(wide, loss, opt3, schedule, {.progress = progress_mode::never});
   std::vector<double> w3(static_cast<std::size_t>(wide.parameter_count()));
   CHECK_THROWS_AS(fit_wide.fit(vector_view<double>(w3.data(), 18), data, order, nullptr), shape_error);
 
   SoftmaxRegression<double> three(3, 3);
-  sgd<double> opt4(three.parameter_count());
+  SGD<double> opt4(three.parameter_count());
   trainer fit_three(three, loss, opt4, schedule, {.progress = progress_mode::never});
   std::vector<double> short_w(5);
   CHECK_THROWS_WITH(fit_three.fit(vector_view<double>(short_w.data(), 5), data, order, nullptr),

@@ -1,5 +1,5 @@
 #pragma once
-// hydra::sgd — stochastic gradient descent with momentum and L2 weight decay, the update whose
+// hydra::SGD — stochastic gradient descent with momentum and L2 weight decay, the update whose
 // hypergradient HYDRA computes. It is torch.optim.SGD with dampening 0 and nesterov off:
 //   v <- p * v + (g + lambda * w),   w <- w - eta * v,   v starts at zero.
 // It reaches memory only through the backend's static operations; see docs/optim.md.
@@ -17,14 +17,14 @@
 
 namespace hydra {
 
-/// Hyperparameters of hydra::sgd. Both default to 0 (plain mini-batch gradient descent).
+/// Hyperparameters of hydra::SGD. Both default to 0 (plain mini-batch gradient descent).
 struct sgd_options {
   double momentum = 0;      // p in [0, 1)
   double weight_decay = 0;  // lambda >= 0, the L2 coefficient added to the gradient
 };
 
 template <Scalar T, Backend B = cpu>
-class sgd {
+class SGD {
 public:
   using value_type = T;
   using backend_type = B;
@@ -32,7 +32,7 @@ public:
   /// An optimizer for parameter vectors of parameter_count elements, with a zero velocity.
   /// Throws hydra::invalid_argument when parameter_count < 0, momentum is outside [0, 1) or not
   /// finite, or weight_decay is negative or not finite.
-  explicit sgd(index parameter_count, sgd_options options = {})
+  explicit SGD(index parameter_count, sgd_options options = {})
       : options_(checked(parameter_count, options)),
         momentum_(static_cast<T>(options.momentum)),
         weight_decay_(static_cast<T>(options.weight_decay)),
@@ -50,7 +50,7 @@ public:
     check_size("the parameter vector", parameters.size);
     check_size("the gradient", gradient.size);
     if (!(learning_rate > T(0)) || !std::isfinite(learning_rate))
-      detail::optim::fail("hydra::sgd::step",
+      detail::optim::fail("hydra::SGD::step",
                           "learning_rate must be finite and > 0, got " + detail::optim::format_value(learning_rate));
 
     const vector_view<const T> w = parameters;
@@ -91,7 +91,7 @@ public:
 
 private:
   static sgd_options checked(index parameter_count, sgd_options o) {
-    constexpr const char* where = "hydra::sgd";
+    constexpr const char* where = "hydra::SGD";
     if (parameter_count < 0)
       detail::optim::fail(where, "parameter_count must be >= 0, got " + std::to_string(parameter_count));
     if (!(o.momentum >= 0 && o.momentum < 1))
@@ -106,7 +106,7 @@ private:
 
   void check_size(const char* what, index got) const {
     if (got != parameter_count())
-      throw shape_error(std::string("hydra::sgd: ") + what + " has " + std::to_string(got) + " elements, expected " +
+      throw shape_error(std::string("hydra::SGD: ") + what + " has " + std::to_string(got) + " elements, expected " +
                         std::to_string(parameter_count()) + " (parameter_count)");
   }
 
