@@ -39,6 +39,7 @@ concept backend_blas = requires(T a, matrix_view<const T> ca, matrix_view<T> m, 
   B::column_sums_batched(a, ca, n, m);
   B::row_outer_products(ca, ca, m);
   { B::all_finite(cx) } -> std::same_as<bool>;
+  B::hypergradient_update(a, a, a, ca, static_cast<const index*>(nullptr), static_cast<const T*>(nullptr), ca, m, m);
 };
 
 template <class B, class T>

@@ -210,6 +210,27 @@ struct cpu {
     return map(x).allFinite();
   }
 
+  // ---- the hypergradient recurrence ----------------------------------------------------------
+  /// One step of Eq. 35–36 for every row r (one tracked sample) of the states, in one pass:
+  ///   dv_r ← p·dv_r + λ·grad_r + hv_r + weights[r]·sources.row(source_rows[r])
+  ///   grad_r ← grad_r − η·dv_r
+  /// hv empty means no Hessian term; source_rows[r] < 0 means no gradient term for row r.
+  /// source_rows and weights hold dv.rows entries in backend memory.
+  template <class T>
+  static void hypergradient_update(T p, T lambda, T eta, cmatrix<T> hv, const index* source_rows, const T* weights,
+                                   cmatrix<T> sources, matrix_view<T> dv, matrix_view<T> grad) {
+    assert(dv.rows == grad.rows && dv.cols == grad.cols);
+    for (index r = 0; r < dv.rows; ++r) {
+      auto D = map(dv.row_block(r, 1)).array();
+      auto G = map(grad.row_block(r, 1)).array();
+      if (hv.empty()) D = p * D + lambda * G;
+      else D = p * D + lambda * G + map(hv.row_block(r, 1)).array();
+      if (source_rows != nullptr && source_rows[r] >= 0)
+        D += weights[r] * map(sources.row_block(source_rows[r], 1)).array();
+      G -= eta * D;
+    }
+  }
+
   // ---- activations -------------------------------------------------------------------------
   /// out = f(in)
   template <class T>
@@ -272,7 +293,7 @@ struct cpu {
       p = (z - zmax).exp();
       const T total = p.sum();
       p /= total;
-      losses.data[b] = zmax + std::log(total) - z(0, labels[b]);
+      losses.data[b] = (zmax - z(0, labels[b])) + std::log(total);  // two non-negative terms: no cancellation
     }
   }
   /// d = scale * (p - onehot(labels)).
