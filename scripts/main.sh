@@ -12,7 +12,7 @@ target=train_fashion_mnist
 {
   ./scripts/install-deps.sh
   # Same configuration as scripts/test.sh, so that the two share one build folder.
-  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release \
+  cmake -S . -B "$build_dir" -DCMAKE_BUILD_TYPE=Release -DHYDRA_NATIVE_ARCH=ON \
     -DHYDRA_BUILD_TESTS=ON -DHYDRA_BUILD_EXAMPLES=ON -DHYDRA_BUILD_BENCHMARKS=ON
   cmake --build "$build_dir" --target "$target" --parallel 2
 } >&2

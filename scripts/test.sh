@@ -23,7 +23,7 @@ section "Dependencies"
 ./scripts/install-deps.sh
 
 section "Release: configure ($build_root/release)"
-cmake -S . -B "$build_root/release" -DCMAKE_BUILD_TYPE=Release \
+cmake -S . -B "$build_root/release" -DCMAKE_BUILD_TYPE=Release -DHYDRA_NATIVE_ARCH=ON \
   -DHYDRA_BUILD_TESTS=ON -DHYDRA_BUILD_EXAMPLES=ON -DHYDRA_BUILD_BENCHMARKS=ON
 section "Release: build"
 cmake --build "$build_root/release" --parallel "$jobs"

@@ -5,6 +5,7 @@
 // backward pass over k directions at once). Sequential (layers fixed at compile time) and Mlp
 // (depth chosen at run time) differ only in how they store their layers.
 
+#include <algorithm>
 #include <concepts>
 #include <cstdint>
 #include <string>
@@ -34,6 +35,18 @@ public:
   /// Where layer l's slice of the flat parameter vector starts; entry layer_count() is the total.
   [[nodiscard]] const std::vector<index>& parameter_offsets() const noexcept { return offsets_; }
   [[nodiscard]] const Layers& layers() const noexcept { return layers_; }
+
+  /// Workspace elements hessian_vector_products needs per direction for a batch of `batch`
+  /// samples (tangents of every layer output plus the two R{δ} buffers); callers that bound
+  /// memory chunk their directions with it.
+  [[nodiscard]] index tangent_elements_per_direction(index batch) const noexcept {
+    index widths = 0, widest = input_size_;
+    for (index l = first_parametrised_; l < layer_count(); ++l) {
+      widths += width_after(l);
+      widest = std::max(widest, width_after(l));
+    }
+    return batch * (widths + 2 * widest);
+  }
 
   /// Fills w layer by layer with PyTorch's default ranges, drawing from uniform(lo, hi).
   template <class Uniform>
@@ -137,9 +150,10 @@ public:
     int cur = 0;
     for (index l = layer_count() - 1; l >= first_parametrised_; --l) {
       const bool below = l > first_parametrised_;
-      const index width_in = l == 0 ? input_size_ : width_after(l - 1);
-      delta_[1 - cur].resize(batch, width_in);
-      r_delta_[1 - cur].resize(k * batch, width_in);
+      if (below) {  // below the first layer with parameters nothing needs δ or R{δ}
+        delta_[1 - cur].resize(batch, width_after(l - 1));
+        r_delta_[1 - cur].resize(k * batch, width_after(l - 1));
+      }
       layers_.visit(l, [&](const auto& layer) {
         layer.second_backward(w.data + offsets_[l], slice(directions, l), input_of(l, x), activation_of(l),
                               r_input_of(l), delta_[cur].view(), r_delta_[cur].view(),

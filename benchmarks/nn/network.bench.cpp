@@ -1,0 +1,208 @@
+// Benchmarks of the dense-model derivatives in include/hydra/nn/network.hpp on hydra::cpu, in float
+// and double: per-sample gradients, batched Hessian-vector products (k directions at once), and,
+// as references measured in the same run, the mean gradient and a plain GEMM of the shape that
+// dominates the HVP. Results and their reading: docs/performance.md.
+//
+// The model is the Fashion-MNIST MLP, Dense(784→256) → ReLU → Dense(256→10), with
+// SoftmaxCrossEntropy, at batch B = 64. Inputs are deterministic (a fixed formula, no RNG state).
+
+#include <benchmark/benchmark.h>
+
+#include <array>
+#include <cstdint>
+#include <vector>
+
+#include "hydra/backend/cpu.hpp"
+#include "hydra/core/tensor.hpp"
+#include "hydra/nn/loss.hpp"
+#include "hydra/nn/models.hpp"
+
+namespace {
+
+using hydra::index;
+
+constexpr index kBatch = 64;
+constexpr index kInputs = 784;
+constexpr index kHidden = 256;
+constexpr index kClasses = 10;
+/// Widths of the Dense chain 784 → 256 → 10.
+constexpr std::array<index, 3> kWidths{kInputs, kHidden, kClasses};
+
+/// A deterministic value in [-1, 1) for entry i of stream `seed` (a multiplicative hash, so a
+/// 50-million-entry direction matrix fills in a fraction of a second).
+template <class T>
+T pseudo_random(index i, std::uint32_t seed) {
+  std::uint32_t h = static_cast<std::uint32_t>(i) * 2654435761u + seed * 0x9E3779B9u;
+  h ^= h >> 15;
+  h *= 0x2C1B3C6Du;
+  h ^= h >> 12;
+  return static_cast<T>(static_cast<double>(h) / 2147483648.0 - 1.0);
+}
+
+template <class T>
+void fill(hydra::vector_view<T> v, std::uint32_t seed, T scale = T(1)) {
+  for (index i = 0; i < v.size; ++i) v.data[i] = scale * pseudo_random<T>(i, seed);
+}
+
+/// The model, its parameters and one batch, built once per benchmark run (outside the timed loop).
+/// Rates are per CPU second of this (single-threaded) process, Google Benchmark's default, which
+/// is less disturbed than wall time when the machine is shared.
+template <class T>
+struct problem {
+  hydra::Mlp<T> model{kInputs, {kHidden}, kClasses, hydra::activation::relu};
+  hydra::SoftmaxCrossEntropy<T> loss;
+  hydra::vector<T, hydra::cpu> w{model.parameter_count()};
+  hydra::matrix<T, hydra::cpu> x{kBatch, kInputs};
+  std::vector<hydra::label_type> labels;
+
+  problem() {
+    // PyTorch's default ranges; pixels in [0, 1) like normalised image data.
+    model.initialize(w.view(), [n = index{0}](double lo, double hi) mutable {
+      return lo + (hi - lo) * 0.5 * (pseudo_random<double>(n++, 1) + 1.0);
+    });
+    fill(x.flat(), 2, T(0.5));
+    for (index i = 0; i < x.size(); ++i) x.data()[i] += T(0.5);
+    for (index b = 0; b < kBatch; ++b) labels.push_back(static_cast<hydra::label_type>((b * 7) % kClasses));
+  }
+  [[nodiscard]] hydra::batch_targets<T> y() const { return {labels.data(), {}}; }
+};
+
+/// Σ over Dense layers of in·out.
+constexpr double dense_macs() {
+  double n = 0;
+  for (std::size_t l = 0; l + 1 < kWidths.size(); ++l) n += static_cast<double>(kWidths[l] * kWidths[l + 1]);
+  return n;
+}
+
+/// FLOPs of one model.hessian_vector_products call (batch B, k directions), counting GEMMs only
+/// (2 FLOPs per multiply-add) and ignoring elementwise work (bias adds, ReLU masks, the softmax
+/// Hessian product, column sums). For a Dense layer in→out, n = in·out, from dense.hpp and
+/// network.hpp:
+///   first order   forward  y = x Wᵀ                                   2·B·n
+///                 backward d_x = d_y W        (only if a Dense lies below)  2·B·n
+///                 (no weight gradient: backward is called with grad = nullptr)
+///   tangent       r_x Wᵀ                      (only if r_x ≠ 0)        2·k·B·n
+///                 x R{W}_jᵀ, j < k            (gemm_batched)           2·k·B·n
+///   second_backward R{d_y}_jᵀ x, j < k                                 2·k·B·n
+///                 d_yᵀ r_x,j                  (only if r_x ≠ 0)        2·k·B·n
+///                 r_d_y W                     (only if a Dense lies below)  2·k·B·n
+///                 d_y R{W}_j                  (only if a Dense lies below)  2·k·B·n
+/// In an Mlp the first Dense has r_x = 0 and nothing below it, every later Dense has both, so
+///   first Dense:  2·B·n + 4·k·B·n        later Dense:  4·B·n + 12·k·B·n.
+/// For 784→256→10 at B = 64: 2·64·(200704 + 2·2560) + 64·k·(4·200704 + 12·2560)
+///                         = 2.63e7 + 5.33e7·k  (k = 256: 1.37e10).
+constexpr double hvp_flops(index batch, index k) {
+  const double B = static_cast<double>(batch);
+  const double K = static_cast<double>(k);
+  double flops = 0;
+  for (std::size_t l = 0; l + 1 < kWidths.size(); ++l) {
+    const double n = static_cast<double>(kWidths[l] * kWidths[l + 1]);
+    flops += l == 0 ? 2 * B * n + 4 * K * B * n : 4 * B * n + 12 * K * B * n;
+  }
+  return flops;
+}
+
+/// FLOPs of one model.gradient call: forward 2·B·n per Dense, weight gradient d_yᵀ x 2·B·n per
+/// Dense, d_x = d_y W 2·B·n per Dense above the first.
+constexpr double gradient_flops(index batch) {
+  const double B = static_cast<double>(batch);
+  return 4 * B * dense_macs() + 2 * B * static_cast<double>(kWidths[1] * kWidths[2]);
+}
+
+/// A rate counter that reads in units of 1e9 per second.
+benchmark::Counter giga_rate(double per_iteration, benchmark::IterationCount iterations) {
+  return benchmark::Counter(per_iteration * static_cast<double>(iterations) * 1e-9, benchmark::Counter::kIsRate);
+}
+
+// ---- per-sample gradients: B × |w| rows, each sample's own gradient -----------------------------
+template <class T>
+void BM_PerSampleGradients(benchmark::State& state) {
+  problem<T> p;
+  const index P = p.model.parameter_count();
+  hydra::matrix<T, hydra::cpu> grads(kBatch, P);
+  p.model.per_sample_gradients(p.w.view(), p.x.view(), p.y(), p.loss, grads.view());  // sizes the workspace
+  for (auto _ : state) {
+    T value = p.model.per_sample_gradients(p.w.view(), p.x.view(), p.y(), p.loss, grads.view());
+    benchmark::DoNotOptimize(value);
+    benchmark::DoNotOptimize(grads.data());
+    benchmark::ClobberMemory();
+  }
+  const auto it = state.iterations();
+  state.counters["samples/s"] = benchmark::Counter(static_cast<double>(kBatch * it), benchmark::Counter::kIsRate);
+  state.counters["bytes/s"] = benchmark::Counter(static_cast<double>(kBatch * P) * sizeof(T) * static_cast<double>(it),
+                                                 benchmark::Counter::kIsRate, benchmark::Counter::OneK::kIs1024);
+}
+
+// ---- mean gradient (reference for per-sample gradients) ---------------------------------------
+template <class T>
+void BM_Gradient(benchmark::State& state) {
+  problem<T> p;
+  hydra::vector<T, hydra::cpu> grad(p.model.parameter_count());
+  p.model.gradient(p.w.view(), p.x.view(), p.y(), p.loss, grad.view());  // sizes the workspace
+  for (auto _ : state) {
+    T value = p.model.gradient(p.w.view(), p.x.view(), p.y(), p.loss, grad.view());
+    benchmark::DoNotOptimize(value);
+    benchmark::DoNotOptimize(grad.data());
+    benchmark::ClobberMemory();
+  }
+  const auto it = state.iterations();
+  state.counters["samples/s"] = benchmark::Counter(static_cast<double>(kBatch * it), benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = giga_rate(gradient_flops(kBatch), it);
+}
+
+// ---- batched Hessian-vector products, k = state.range(0) directions ---------------------------
+template <class T>
+void BM_HessianVectorProducts(benchmark::State& state) {
+  const index k = state.range(0);
+  problem<T> p;
+  const index P = p.model.parameter_count();
+  hydra::matrix<T, hydra::cpu> directions(k, P);
+  hydra::matrix<T, hydra::cpu> products(k, P);
+  fill(directions.flat(), 3);
+  // One untimed call sizes the model's workspace (tangents and R{δ}, ~0.2 GB at k = 256 in double),
+  // so the loop measures the steady state a caller sees when it reuses the model.
+  p.model.hessian_vector_products(p.w.view(), p.x.view(), p.y(), p.loss, directions.view(), products.view());
+  for (auto _ : state) {
+    p.model.hessian_vector_products(p.w.view(), p.x.view(), p.y(), p.loss, directions.view(), products.view());
+    benchmark::DoNotOptimize(products.data());
+    benchmark::ClobberMemory();
+  }
+  const auto it = state.iterations();
+  state.counters["directions/s"] = benchmark::Counter(static_cast<double>(k * it), benchmark::Counter::kIsRate);
+  state.counters["GFLOP/s"] = giga_rate(hvp_flops(kBatch, k), it);
+}
+
+// ---- plain GEMM of the dominant HVP shape: C (k·B × 256) = A (k·B × 784) · Wᵀ (784 × 256) -----
+template <class T>
+void BM_Gemm(benchmark::State& state) {
+  const index rows = state.range(0) * kBatch;
+  hydra::matrix<T, hydra::cpu> a(rows, kInputs);
+  hydra::matrix<T, hydra::cpu> weight(kHidden, kInputs);
+  hydra::matrix<T, hydra::cpu> c(rows, kHidden);
+  fill(a.flat(), 4);
+  fill(weight.flat(), 5, T(0.05));
+  for (auto _ : state) {
+    hydra::cpu::gemm(hydra::transpose::no, hydra::transpose::yes, T(1), a.view(), weight.view(), T(0), c.view());
+    benchmark::DoNotOptimize(c.data());
+    benchmark::ClobberMemory();
+  }
+  state.counters["GFLOP/s"] =
+      giga_rate(2.0 * static_cast<double>(rows) * static_cast<double>(kHidden * kInputs), state.iterations());
+}
+
+/// k ∈ {1, 32, 256}; names read "BM_HessianVectorProducts<float>/k:32" (the smoke test in
+/// benchmarks/CMakeLists.txt filters on "<float>/k:1$").
+void directions(benchmark::internal::Benchmark* b) {
+  b->ArgName("k")->Arg(1)->Arg(32)->Arg(256)->Unit(benchmark::kMillisecond);
+}
+
+BENCHMARK_TEMPLATE(BM_PerSampleGradients, float)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_PerSampleGradients, double)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_Gradient, float)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_Gradient, double)->Unit(benchmark::kMillisecond);
+BENCHMARK_TEMPLATE(BM_HessianVectorProducts, float)->Apply(directions);
+BENCHMARK_TEMPLATE(BM_HessianVectorProducts, double)->Apply(directions);
+BENCHMARK_TEMPLATE(BM_Gemm, float)->Apply(directions);
+BENCHMARK_TEMPLATE(BM_Gemm, double)->Apply(directions);
+
+} // namespace
