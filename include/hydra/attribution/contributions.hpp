@@ -28,14 +28,9 @@ per_sample_gradients(M& model, L& loss, vector_view<const typename M::scalar_typ
   if (batch_size <= 0) throw invalid_argument("per_sample_gradients: batch size must be positive");
   matrix<T, B> gradients(data.size(), model.parameter_count());
   device_batch<T, B> batch;
-  std::vector<index> indices;
-  for (index first = 0; first < data.size(); first += batch_size) {
-    const index count = std::min(batch_size, data.size() - first);
-    indices.resize(static_cast<std::size_t>(count));
-    for (index k = 0; k < count; ++k) indices[static_cast<std::size_t>(k)] = first + k;
-    batch.load(data, indices);
+  for_each_chunk(data, batch_size, batch, [&](index first, index count) {
     model.per_sample_gradients(w, batch.features(), batch.targets(), loss, gradients.view().row_block(first, count));
-  }
+  });
   return gradients;
 }
 
@@ -59,6 +54,28 @@ template <class B, Scalar T>
                                          index training_set_size) {
   matrix<T, B> out(hypergradients.rows, test_gradients.rows);
   contributions<B>(hypergradients, test_gradients, training_set_size, out.view());
+  return out;
+}
+
+/// C (n × M) for every test point of `test`, computing the test gradients ∇ℓ(x_j, y_j; w) in
+/// chunks of `chunk` points so that only chunk × |w| of them are held at once.
+template <class M, class L>
+[[nodiscard]] matrix<typename M::scalar_type, typename M::backend_type>
+test_contributions(M& model, L& loss, vector_view<const typename M::scalar_type> w,
+                   const dataset<typename M::scalar_type>& test,
+                   matrix_view<const typename M::scalar_type> hypergradients, index training_set_size, index chunk = 256) {
+  using T = typename M::scalar_type;
+  using B = typename M::backend_type;
+  if (chunk <= 0) throw invalid_argument("test_contributions: the chunk size must be positive");
+  matrix<T, B> out(hypergradients.rows, test.size());
+  matrix<T, B> gradients;
+  device_batch<T, B> batch;
+  for_each_chunk(test, chunk, batch, [&](index first, index count) {
+    gradients.resize(count, model.parameter_count());
+    model.per_sample_gradients(w, batch.features(), batch.targets(), loss, gradients.view());
+    contributions<B>(hypergradients, std::as_const(gradients).view(), training_set_size,
+                     out.view().col_block(first, count));
+  });
   return out;
 }
 

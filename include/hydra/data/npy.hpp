@@ -298,6 +298,20 @@ template <Scalar T>
   throw format_error(where + " has dtype '" + h.descr + "'; labels must be int32, int64 or uint8");
 }
 
+/// Integer indices (batch tables, tracked samples) stored as int64 or int32, any shape,
+/// converted to hydra::index.
+[[nodiscard]] inline npy_array<index> load_npy_indices(const std::filesystem::path& path) {
+  const auto h = read_npy_header(path);
+  npy_array<index> out{h.shape, {}};
+  auto take = [&](const auto& v) { out.data.assign(v.begin(), v.end()); };
+  if (h.descr == "<i8") take(detail::npy_payload<std::int64_t>(path, h));
+  else if (h.descr == "<i4") take(detail::npy_payload<std::int32_t>(path, h));
+  else
+    throw format_error("hydra: .npy file " + detail::quoted(path) + " has dtype '" + h.descr +
+                       "'; indices must be int64 (<i8) or int32 (<i4)");
+  return out;
+}
+
 /// Features x of shape (N, ...) and labels y of shape (N,) as a data set; the sample shape is
 /// x's shape without its first dimension ({1} when x is 1-d).
 template <Scalar T>

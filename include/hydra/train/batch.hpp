@@ -2,6 +2,7 @@
 // device_batch: one mini-batch gathered on the host and copied to the backend, with buffers
 // reused from step to step.
 
+#include <algorithm>
 #include <span>
 #include <vector>
 
@@ -48,5 +49,19 @@ private:
   typename B::template buffer<label_type> labels_;
   index rows_ = 0;
 };
+
+/// Loads `data` in consecutive chunks of at most `chunk` samples into `batch` and calls
+/// f(first, count) after each load (evaluation, test gradients).
+template <Scalar T, class B, class F>
+void for_each_chunk(const dataset<T>& data, index chunk, device_batch<T, B>& batch, F&& f) {
+  std::vector<index> indices;
+  for (index first = 0; first < data.size(); first += chunk) {
+    const index count = std::min(chunk, data.size() - first);
+    indices.resize(static_cast<std::size_t>(count));
+    for (index k = 0; k < count; ++k) indices[static_cast<std::size_t>(k)] = first + k;
+    batch.load(data, indices);
+    f(first, count);
+  }
+}
 
 } // namespace hydra

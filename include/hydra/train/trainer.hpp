@@ -165,23 +165,18 @@ public:
     check_compatible(data, "evaluation set");
     evaluation result;
     const index n = data.size();
-    std::vector<index> indices;
     matrix<T, B> outputs;
     vector<T, B> losses;
     double total = 0;
     index correct = 0;
-    for (index first = 0; first < n; first += options_.evaluation_batch_size) {
-      const index count = std::min(options_.evaluation_batch_size, n - first);
-      indices.resize(static_cast<std::size_t>(count));
-      for (index k = 0; k < count; ++k) indices[static_cast<std::size_t>(k)] = first + k;
-      batch_.load(data, indices);
+    for_each_chunk(data, options_.evaluation_batch_size, batch_, [&](index, index count) {
       outputs.resize(count, model_.output_size());
       losses.resize(count);
       model_.forward(w, batch_.features(), outputs.view());
       loss_.values(std::as_const(outputs).view(), batch_.targets(), losses.view());
       total += static_cast<double>(B::sum(std::as_const(losses).view()));
       correct += B::count_correct(std::as_const(outputs).view(), batch_.targets().labels);
-    }
+    });
     result.samples = n;
     result.loss = n > 0 ? total / static_cast<double>(n) : 0.0;
     result.accuracy = n > 0 ? static_cast<double>(correct) / static_cast<double>(n) : 0.0;

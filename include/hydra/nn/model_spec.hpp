@@ -1,0 +1,78 @@
+#pragma once
+// Text specifications of ready models, as command-line tools take them:
+//   softmax:D,C                      softmax regression, D inputs, C classes
+//   mlp:D,H1[,H2,...],C[:act]        an MLP with hidden widths H1, H2, ... and act ∈ relu|tanh|sigmoid
+//                                    after every hidden layer (default relu)
+// Both are Mlp layouts (softmax:D,C is an Mlp without hidden layers), so one model type serves.
+
+#include <charconv>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hydra/core/error.hpp"
+#include "hydra/core/types.hpp"
+
+namespace hydra {
+
+struct mlp_spec {
+  index inputs = 0;
+  std::vector<index> hidden;
+  index outputs = 0;
+  activation hidden_activation = activation::relu;
+};
+
+namespace detail {
+inline std::vector<index> parse_sizes(std::string_view list, const std::string& spec) {
+  std::vector<index> sizes;
+  while (true) {
+    const auto comma = list.find(',');
+    const auto item = list.substr(0, comma);
+    index value = 0;
+    const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), value);
+    if (ec != std::errc{} || end != item.data() + item.size() || value <= 0)
+      throw invalid_argument("model spec '" + spec + "': '" + std::string(item) + "' is not a positive size");
+    sizes.push_back(value);
+    if (comma == std::string_view::npos) return sizes;
+    list.remove_prefix(comma + 1);
+  }
+}
+} // namespace detail
+
+/// Parses a model specification (see the top of this file); throws invalid_argument naming the
+/// specification and what is wrong with it.
+[[nodiscard]] inline mlp_spec parse_model_spec(const std::string& spec) {
+  const auto colon = spec.find(':');
+  if (colon == std::string::npos)
+    throw invalid_argument("unknown model spec '" + spec + "': expected softmax:D,C or mlp:D,H1[,H2,...],C[:relu|tanh|sigmoid]");
+  const std::string_view kind(spec.data(), colon);
+  std::string_view rest(spec.data() + colon + 1, spec.size() - colon - 1);
+  mlp_spec result;
+  if (kind == "mlp") {
+    if (const auto second = rest.find(':'); second != std::string_view::npos) {
+      const auto act = rest.substr(second + 1);
+      if (act == "relu") result.hidden_activation = activation::relu;
+      else if (act == "tanh") result.hidden_activation = activation::tanh;
+      else if (act == "sigmoid") result.hidden_activation = activation::sigmoid;
+      else throw invalid_argument("model spec '" + spec + "': unknown activation '" + std::string(act) + "' (relu, tanh or sigmoid)");
+      rest = rest.substr(0, second);
+    }
+    const auto sizes = detail::parse_sizes(rest, spec);
+    if (sizes.size() < 3)
+      throw invalid_argument("model spec '" + spec + "': an mlp needs D, at least one hidden width and C");
+    result.inputs = sizes.front();
+    result.outputs = sizes.back();
+    result.hidden.assign(sizes.begin() + 1, sizes.end() - 1);
+    return result;
+  }
+  if (kind == "softmax") {
+    const auto sizes = detail::parse_sizes(rest, spec);
+    if (sizes.size() != 2) throw invalid_argument("model spec '" + spec + "': softmax takes exactly D,C");
+    result.inputs = sizes[0];
+    result.outputs = sizes[1];
+    return result;
+  }
+  throw invalid_argument("unknown model spec '" + spec + "': expected softmax:D,C or mlp:D,H1[,H2,...],C[:relu|tanh|sigmoid]");
+}
+
+} // namespace hydra

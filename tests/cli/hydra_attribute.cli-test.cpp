@@ -1,0 +1,171 @@
+// hydra-attribute end to end: NumPy files in, NumPy files out, checked against independent
+// retraining (float64, exact), plus its one-line errors for every kind of bad input.
+
+#include <doctest/doctest.h>
+
+#include <sys/wait.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "hydra/data/npy.hpp"
+#include "hydra/nn/loss.hpp"
+#include "hydra/nn/models.hpp"
+#include "hypergradient/retraining.hpp"
+#include "support/finite_difference.hpp"
+
+#ifndef HYDRA_ATTRIBUTE_PATH
+#error "HYDRA_ATTRIBUTE_PATH must name the hydra-attribute binary"
+#endif
+
+namespace hydra::test {
+namespace {
+namespace fs = std::filesystem;
+
+struct run_result {
+  int status;
+  std::string err;
+};
+
+run_result run_tool(const fs::path& dir, const std::string& args) {
+  const auto err = dir / "stderr.txt";
+  const std::string command = std::string(HYDRA_ATTRIBUTE_PATH) + " " + args + " > " + (dir / "stdout.txt").string() +
+                              " 2> " + err.string();
+  const int raw = std::system(command.c_str());
+  std::ifstream in(err);
+  std::stringstream text;
+  text << in.rdbuf();
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, text.str()};
+}
+
+struct fixture {
+  fs::path dir = fs::temp_directory_path() / ("hydra_attribute_cli_" + std::to_string(::getpid()));
+  index N = 12, M = 4, D = 3, C = 3;
+  std::vector<double> x, xt;
+  std::vector<std::int64_t> y, yt;
+  fixture() {
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    x = normal_vector(static_cast<std::size_t>(N * D), 1);
+    xt = normal_vector(static_cast<std::size_t>(M * D), 2);
+    for (index i = 0; i < N; ++i) y.push_back((i * 5 + 1) % C);
+    for (index j = 0; j < M; ++j) yt.push_back(j % C);
+    save_npy(dir / "x.npy", x, {N, D});
+    save_npy(dir / "y.npy", y, {N});
+    save_npy(dir / "xt.npy", xt, {M, D});
+    save_npy(dir / "yt.npy", yt, {M});
+  }
+  ~fixture() { fs::remove_all(dir); }
+  [[nodiscard]] std::string data_args() const {
+    return "--train-x " + (dir / "x.npy").string() + " --train-y " + (dir / "y.npy").string() + " --test-x " +
+           (dir / "xt.npy").string() + " --test-y " + (dir / "yt.npy").string();
+  }
+  [[nodiscard]] std::string path(const std::string& name) const { return (dir / name).string(); }
+};
+} // namespace
+
+TEST_CASE("hydra-attribute float64 exact: hypergradients and contributions agree with retraining") {
+  fixture f;
+  const auto order = batch_order::shuffled(f.N, 4, 3, 5);
+  std::vector<std::int64_t> table(order.table().begin(), order.table().end());
+  save_npy(f.dir / "order.npy", table, {order.steps(), 4});
+  std::vector<double> rates;
+  for (index t = 0; t < order.steps(); ++t) rates.push_back(0.3 * std::pow(0.9, static_cast<double>(t)));
+  save_npy(f.dir / "lr.npy", rates, {order.steps()});
+  Mlp<double> model(3, {5}, 3, activation::tanh);
+  const index P = model.parameter_count();
+  std::vector<double> w0(static_cast<std::size_t>(P));
+  model.initialize(vector_view<double>(w0.data(), P), 3);
+  save_npy(f.dir / "w0.npy", w0, {P});
+  const std::vector<std::int64_t> tracked{7, 0, 11};
+  save_npy(f.dir / "track.npy", tracked, {3});
+
+  const auto r = run_tool(f.dir, f.data_args() + " --model mlp:3,5,3:tanh --init " + f.path("w0.npy") + " --order " +
+                                     f.path("order.npy") + " --lr-file " + f.path("lr.npy") +
+                                     " --momentum 0.9 --weight-decay 0.01 --track " + f.path("track.npy") +
+                                     " --method exact --precision float64 --out " + f.path("out"));
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+
+  const auto weights = load_npy_features<double>(f.dir / "out/weights.npy");
+  const auto hyper = load_npy_features<double>(f.dir / "out/hypergradients.npy");
+  const auto contrib = load_npy_features<double>(f.dir / "out/contributions.npy");
+  const auto written = load_npy_indices(f.dir / "out/tracked.npy");
+  CHECK(weights.shape == std::vector<index>{P});
+  CHECK(hyper.shape == std::vector<index>{3, P});
+  CHECK(contrib.shape == std::vector<index>{3, f.M});
+  CHECK(written.data == std::vector<index>{7, 0, 11});
+  CHECK(read_npy_header(f.dir / "out/hypergradients.npy").descr == "<f8");
+
+  const dataset<double> train({3}, f.x, std::vector<label_type>(f.y.begin(), f.y.end()), 3);
+  SoftmaxCrossEntropy<double> loss;
+  const sgd_run run{0.9, 0.01, rates};
+  CHECK(relative_error(weights.data, retrain(model, loss, train, order, w0, run, 0, 0.0)) <= 1e-13);
+  for (std::size_t k = 0; k < tracked.size(); ++k) {
+    const auto reference = retraining_derivative(model, loss, train, order, w0, run, tracked[k], 1e-3);
+    const std::vector<double> row(hyper.data.begin() + static_cast<std::ptrdiff_t>(k) * P,
+                                  hyper.data.begin() + static_cast<std::ptrdiff_t>(k + 1) * P);
+    CHECK(relative_error(row, reference) <= 1e-6);
+    for (index j = 0; j < f.M; ++j) {  // C(i, j) = −(1/N) ∇ℓ(test_j, w_T) · dw_T/dε_i, with a plain dot product
+      label_type yj = static_cast<label_type>(f.yt[static_cast<std::size_t>(j)]);
+      std::vector<double> g(static_cast<std::size_t>(P));
+      model.gradient(vector_view<const double>(weights.data.data(), P),
+                     matrix_view<const double>(f.xt.data() + j * f.D, 1, f.D), {&yj, {}}, loss,
+                     vector_view<double>(g.data(), P));
+      double dot = 0;
+      for (index q = 0; q < P; ++q) dot += g[static_cast<std::size_t>(q)] * row[static_cast<std::size_t>(q)];
+      CHECK(contrib.data[k * static_cast<std::size_t>(f.M) + static_cast<std::size_t>(j)] ==
+            doctest::Approx(-dot / static_cast<double>(f.N)).epsilon(1e-12));
+    }
+  }
+}
+
+TEST_CASE("hydra-attribute defaults: float32, hessian-free, every sample tracked") {
+  fixture f;
+  const auto r = run_tool(f.dir, f.data_args() + " --model softmax:3,3 --epochs 2 --batch-size 4 --out " + f.path("out"));
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK(read_npy_header(f.dir / "out/hypergradients.npy").descr == "<f4");
+  CHECK(read_npy_header(f.dir / "out/hypergradients.npy").shape == std::vector<index>{f.N, 12});
+  CHECK(read_npy_header(f.dir / "out/contributions.npy").shape == std::vector<index>{f.N, f.M});
+  CHECK(load_npy_indices(f.dir / "out/tracked.npy").data.size() == static_cast<std::size_t>(f.N));
+}
+
+TEST_CASE("hydra-attribute: every bad input gets a one-line error and a non-zero exit") {
+  fixture f;
+  const auto base = f.data_args() + " --batch-size 4 --out " + f.path("out");
+  auto expect_error = [&](const std::string& args, const std::string& needle) {
+    CAPTURE(args);
+    const auto r = run_tool(f.dir, args);
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(r.err.find(needle) != std::string::npos, r.err);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') <= 1);
+  };
+  expect_error(base + " --model mlp:4,5,3", "features per sample but --model mlp:4,5,3 takes 4");
+  expect_error(base + " --model transformer:3", "unknown model spec 'transformer:3'");
+  save_npy(f.dir / "bad_track.npy", std::vector<std::int64_t>{0, 12}, {2});
+  expect_error(base + " --model softmax:3,3 --track " + f.path("bad_track.npy"), "tracked[1] = 12 is outside");
+  save_npy(f.dir / "dup_track.npy", std::vector<std::int64_t>{2, 5, 2}, {3});
+  expect_error(base + " --model softmax:3,3 --track " + f.path("dup_track.npy"), "training sample 2 is tracked twice");
+  save_npy(f.dir / "bad_order.npy", std::vector<std::int64_t>{0, 1, 2, 99}, {2, 2});
+  expect_error(f.data_args() + " --out " + f.path("out") + " --model softmax:3,3 --order " + f.path("bad_order.npy"),
+               "row 1, column 1");
+  expect_error(base + " --model softmax:3,3 --order " + f.path("bad_order.npy"), "--order excludes --batch-size");
+  save_npy(f.dir / "lr_short.npy", std::vector<double>{0.1, 0.1}, {2});
+  expect_error(base + " --model softmax:3,3 --epochs 1 --lr-file " + f.path("lr_short.npy"),
+               "has 2 rates for 3 steps");
+  save_npy(f.dir / "w_short.npy", std::vector<double>{0.1, 0.2}, {2});
+  expect_error(base + " --model softmax:3,3 --init " + f.path("w_short.npy"), "has 2 values, the model has 12 parameters");
+  save_npy(f.dir / "xt_wide.npy", std::vector<double>(8, 0.0), {2, 4});
+  expect_error("--train-x " + f.path("x.npy") + " --train-y " + f.path("y.npy") + " --test-x " + f.path("xt_wide.npy") +
+                   " --test-y " + f.path("yt.npy") + " --model softmax:3,3 --out " + f.path("out"),
+               "samples in");
+  expect_error(base + " --model softmax:3,2", "label");
+  expect_error(base + " --model softmax:3,3 --lr 1e300 --weight-decay 10 --epochs 3", "at step");
+}
+
+} // namespace hydra::test
