@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 build_dir=${HYDRA_BUILD_DIR:-build}/release
-target=train_fashion_mnist
+target=fashion_mnist_attribution
 
 {
   ./scripts/install-deps.sh

@@ -7,7 +7,11 @@
 //   optim/     SGD and learning-rate schedules (Optimizer, LearningRateSchedule concepts)
 //   data/      datasets, IDX / NPY / CIFAR-10 readers, batch orders (Dataset concept)
 //   train/     the training loop with per-step callbacks
+//   hypergradient/  dw_T/dε_i through training: Exact and HessianFree trackers, approximation error
+//   attribution/    contributions C(i, j) and ranking helpers
 
+#include "hydra/attribution/contributions.hpp"
+#include "hydra/attribution/ranking.hpp"
 #include "hydra/backend/concepts.hpp"
 #include "hydra/backend/cpu.hpp"
 #include "hydra/core/error.hpp"
@@ -20,10 +24,14 @@
 #include "hydra/data/idx.hpp"
 #include "hydra/data/npy.hpp"
 #include "hydra/core/random.hpp"
+#include "hydra/hypergradient/approximation_error.hpp"
+#include "hydra/hypergradient/policy.hpp"
+#include "hydra/hypergradient/tracker.hpp"
 #include "hydra/nn/activation.hpp"
 #include "hydra/nn/concepts.hpp"
 #include "hydra/nn/dense.hpp"
 #include "hydra/nn/loss.hpp"
+#include "hydra/nn/model_spec.hpp"
 #include "hydra/nn/models.hpp"
 #include "hydra/nn/sequential.hpp"
 #include "hydra/optim/concepts.hpp"
