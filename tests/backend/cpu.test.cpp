@@ -635,4 +635,46 @@ TEST_CASE_TEMPLATE("all_finite detects NaN, +Inf and -Inf", T, float, double) {
   CHECK(cpu::all_finite(vector_view<const T>(x.data(), 9)));
 }
 
+TEST_CASE_TEMPLATE("hypergradient_update: one step of Eq. 35-36 per row, with and without Hessian and gradient terms", T,
+                   float, double) {
+  random_source rng(61);
+  const index n = 4, P = 5, batch = 3;
+  const T p = T(0.9), lambda = T(0.01), eta = T(0.1);
+  auto dv0 = rng.values<T>(static_cast<std::size_t>(n * P), -1, 1);
+  auto grad0 = rng.values<T>(static_cast<std::size_t>(n * P), -1, 1);
+  const auto hv = rng.values<T>(static_cast<std::size_t>(n * P), -1, 1);
+  const auto sources = rng.values<T>(static_cast<std::size_t>(batch * P), -1, 1);
+  const std::vector<index> rows{2, -1, 0, -1};  // rows 0 and 2 are in the batch, at positions 2 and 0
+  const std::vector<T> weights{T(16.0 / 3), T(0), T(32.0 / 3), T(0)};  // N/|B| = 16/3, row 2 twice
+  for (bool with_hessian : {true, false}) {
+    for (bool with_sources : {true, false}) {
+      CAPTURE(with_hessian);
+      CAPTURE(with_sources);
+      auto dv = dv0, grad = grad0;
+      cpu::hypergradient_update(p, lambda, eta,
+                                with_hessian ? matrix_view<const T>(hv.data(), n, P) : matrix_view<const T>{},
+                                with_sources ? rows.data() : nullptr, with_sources ? weights.data() : nullptr,
+                                matrix_view<const T>(sources.data(), batch, P), matrix_view<T>(dv.data(), n, P),
+                                matrix_view<T>(grad.data(), n, P));
+      ref_matrix want_dv(n, P), want_grad(n, P);
+      for (index r = 0; r < n; ++r)
+        for (index k = 0; k < P; ++k) {
+          const auto at = static_cast<std::size_t>(r * P + k);
+          real d = real(p) * real(dv0[at]) + real(lambda) * real(grad0[at]);
+          if (with_hessian) d += real(hv[at]);
+          if (with_sources && rows[static_cast<std::size_t>(r)] >= 0)
+            d += real(weights[static_cast<std::size_t>(r)]) *
+                 real(sources[static_cast<std::size_t>(rows[static_cast<std::size_t>(r)] * P + k)]);
+          want_dv(r, k) = d;
+          want_grad(r, k) = real(grad0[at]) - real(eta) * d;
+        }
+      host_matrix<T> got_dv(n, P), got_grad(n, P);
+      got_dv.data = dv;
+      got_grad.data = grad;
+      CHECK(relative_error(got_dv, want_dv) <= tol<T>);
+      CHECK(relative_error(got_grad, want_grad) <= tol<T>);
+    }
+  }
+}
+
 } // namespace hydra::test

@@ -247,3 +247,16 @@ TEST_CASE("save_npy errors") {
   HYDRA_CHECK_THROWS_WITH_ALL(hydra::save_npy(dir / "no-such-dir" / "w.npy", std::vector<float>{1}, {1}),
                               hydra::io_error, "no-such-dir");
 }
+
+TEST_CASE("load_npy_indices reads int64 and int32 tables and refuses other dtypes") {
+  hydra::test::temp_dir dir;
+  hydra::save_npy(dir / "t64.npy", std::vector<std::int64_t>{0, 5, 9, 2, 7, 1}, {2, 3});
+  const auto t64 = hydra::load_npy_indices(dir / "t64.npy");
+  CHECK(t64.shape == std::vector<hydra::index>{2, 3});
+  CHECK(t64.data == std::vector<hydra::index>{0, 5, 9, 2, 7, 1});
+  hydra::save_npy(dir / "t32.npy", std::vector<std::int32_t>{4, -1}, {2});
+  CHECK(hydra::load_npy_indices(dir / "t32.npy").data == std::vector<hydra::index>{4, -1});
+  hydra::save_npy(dir / "f.npy", std::vector<float>{1, 2}, {2});
+  CHECK_THROWS_WITH_AS(hydra::load_npy_indices(dir / "f.npy"), doctest::Contains("indices must be int64"),
+                       hydra::format_error);
+}
