@@ -67,3 +67,4 @@ static_assert(!hydra::Dataset<wrong_feature_type>);
 static_assert(!hydra::Dataset<int64_labels>);
 
 TEST_CASE("Dataset concept: checked at compile time") { CHECK(hydra::Dataset<hydra::dataset<float>>); }
+static_assert(hydra::check_dataset<hydra::dataset<float>>());

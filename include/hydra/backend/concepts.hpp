@@ -73,6 +73,25 @@ concept Backend = requires {
                   detail::backend_activations<B, double> && detail::backend_losses<B, float> &&
                   detail::backend_losses<B, double>;
 
+/// `static_assert(hydra::check_backend<B>())`: one sentence per missing group of operations.
+template <class B>
+consteval bool check_backend() {
+  static_assert(requires { B::name; B::host_accessible; },
+                "hydra: a backend must declare `static constexpr const char* name` and `static constexpr bool "
+                "host_accessible`; see docs/backend.md, section 'How to add a backend'.");
+  static_assert(detail::backend_memory<B, float> && detail::backend_memory<B, double>,
+                "hydra: a backend must provide buffer<T> and copy_from_host/copy_to_host for float and double; see "
+                "docs/backend.md.");
+  static_assert(detail::backend_blas<B, float> && detail::backend_blas<B, double>,
+                "hydra: a backend must provide the BLAS-like operations of docs/backend.md (gemm, gemm_batched, axpy, "
+                "...) for float and double.");
+  static_assert(detail::backend_activations<B, float> && detail::backend_activations<B, double>,
+                "hydra: a backend must provide the four activation operations of docs/backend.md.");
+  static_assert(detail::backend_losses<B, float> && detail::backend_losses<B, double>,
+                "hydra: a backend must provide the loss kernels of docs/backend.md.");
+  return true;
+}
+
 /// Whether code on the host may dereference a Backend's memory directly.
 template <class B>
 inline constexpr bool host_accessible_v = B::host_accessible;

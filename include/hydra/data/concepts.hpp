@@ -37,4 +37,24 @@ template <class D>
 concept Dataset = detail::dataset_value_type<D> && detail::dataset_sized<D> && detail::dataset_features<D> &&
                   detail::dataset_labels<D>;
 
+/// `static_assert(hydra::check_dataset<D>())`: one sentence per missing requirement.
+template <class D>
+consteval bool check_dataset() {
+  static_assert(detail::dataset_value_type<D>,
+                "hydra: a data set must declare `using value_type = float;` (or double); see docs/data.md, section "
+                "'The Dataset concept'.");
+  static_assert(detail::dataset_sized<D>,
+                "hydra: a data set must provide const size() and sample_size(); see docs/data.md, section 'The "
+                "Dataset concept'.");
+  if constexpr (detail::dataset_value_type<D>) {
+    static_assert(detail::dataset_features<D>,
+                  "hydra: a data set must provide const features() returning the N x D values as a span; see "
+                  "docs/data.md, section 'The Dataset concept'.");
+    static_assert(detail::dataset_labels<D>,
+                  "hydra: a data set must provide const labels() returning std::span<const label_type>; see "
+                  "docs/data.md, section 'The Dataset concept'.");
+  }
+  return true;
+}
+
 } // namespace hydra

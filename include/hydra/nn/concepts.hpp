@@ -89,6 +89,23 @@ template <class M>
 concept Model = detail::has_scalar_and_backend<M> &&
                 ModelFor<M, detail::archetype_loss<typename M::scalar_type, typename M::backend_type>>;
 
+/// `static_assert(hydra::check_layer<L>())` (Sequential does, for each layer): one sentence for a
+/// type that is not a Layer.
+template <class L>
+consteval bool check_layer() {
+  static_assert(detail::has_scalar_and_backend<L>,
+                "hydra: a layer must declare `using scalar_type = float|double;` and `using backend_type = "
+                "<a Backend>;`; see docs/nn.md, section 'The Layer concept'.");
+  static_assert(detail::sized_layer<L>,
+                "hydra: a layer must provide input_size(), output_size() and parameter_count(); see docs/nn.md, "
+                "section 'The Layer concept'.");
+  if constexpr (detail::has_scalar_and_backend<L>)
+    static_assert(Layer<L>,
+                  "hydra: a layer must provide forward, backward, per_sample_gradients, tangent and second_backward "
+                  "with the signatures of docs/nn.md, section 'The Layer concept'.");
+  return true;
+}
+
 /// `static_assert(hydra::check_model<M>())` (the trainer does) turns a type that misses the Model
 /// requirements into one sentence instead of a template backtrace.
 template <class M>

@@ -20,8 +20,10 @@
 namespace hydra {
 
 /// Layers: a type with `size()` and `visit(i, f)` calling f(layer_i) (see sequential.hpp, mlp.hpp).
-template <Scalar T, Backend B, class Layers>
+template <Scalar T, class B, class Layers>
 class basic_network {
+  static_assert(check_backend<B>());
+
 public:
   using scalar_type = T;
   using backend_type = B;

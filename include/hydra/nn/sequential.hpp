@@ -33,23 +33,23 @@ private:
   }
 };
 
-template <class First, class...>
-struct first_of {
-  using type = First;
+/// The base of Sequential<Layers...>, reached only after every layer passed check_layer, so a
+/// type that is not a layer gets a sentence rather than a failed member lookup.
+template <class First, class... Rest>
+struct sequential_base {
+  static_assert(check_layer<First>() && (check_layer<Rest>() && ...));
+  static_assert((std::is_same_v<typename Rest::scalar_type, typename First::scalar_type> && ...),
+                "hydra::Sequential: all layers must use the same scalar type (see docs/nn.md)");
+  static_assert((std::is_same_v<typename Rest::backend_type, typename First::backend_type> && ...),
+                "hydra::Sequential: all layers must use the same backend (see docs/nn.md)");
+  using type = basic_network<typename First::scalar_type, typename First::backend_type, layer_tuple<First, Rest...>>;
 };
 } // namespace detail
 
-template <Layer... Layers>
+template <class... Layers>
   requires(sizeof...(Layers) > 0)
-class Sequential
-    : public basic_network<typename detail::first_of<Layers...>::type::scalar_type,
-                           typename detail::first_of<Layers...>::type::backend_type, detail::layer_tuple<Layers...>> {
-  using first = typename detail::first_of<Layers...>::type;
-  static_assert((std::is_same_v<typename Layers::scalar_type, typename first::scalar_type> && ...),
-                "hydra::Sequential: all layers must use the same scalar type (see docs/nn.md)");
-  static_assert((std::is_same_v<typename Layers::backend_type, typename first::backend_type> && ...),
-                "hydra::Sequential: all layers must use the same backend (see docs/nn.md)");
-  using base = basic_network<typename first::scalar_type, typename first::backend_type, detail::layer_tuple<Layers...>>;
+class Sequential : public detail::sequential_base<Layers...>::type {
+  using base = typename detail::sequential_base<Layers...>::type;
 
 public:
   explicit Sequential(Layers... layers) : base(detail::layer_tuple<Layers...>{{std::move(layers)...}}) {}
