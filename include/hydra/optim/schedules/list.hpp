@@ -15,11 +15,12 @@
 
 namespace hydra {
 
-class list_schedule {
+class list_schedule : public detail::optim::schedule_counters<schedule_kind::list> {
 public:
   /// eta_t = per_step[t]. Throws hydra::invalid_argument when the list is empty or an entry is not
   /// finite and > 0 (the message names the index).
-  explicit list_schedule(std::vector<double> per_step) : rates_(std::move(per_step)) {
+  explicit list_schedule(std::vector<double> per_step)
+      : schedule_counters(std::numeric_limits<double>::quiet_NaN()), rates_(std::move(per_step)) {
     constexpr const char* where = "hydra::list_schedule";
     if (rates_.empty()) detail::optim::fail(where, "the list of per-step learning rates is empty");
     for (std::size_t i = 0; i < rates_.size(); ++i) {
@@ -38,21 +39,14 @@ public:
                               std::to_string(size()) + " entries");
     return rates_[static_cast<std::size_t>(steps_)];
   }
-  void step_completed() noexcept { ++steps_; }
-  void epoch_completed(const epoch_metrics& /*metrics*/) noexcept { ++epochs_; }
-  [[nodiscard]] index steps_completed() const noexcept { return steps_; }
-  [[nodiscard]] index epochs_completed() const noexcept { return epochs_; }
   [[nodiscard]] index size() const noexcept { return static_cast<index>(rates_.size()); }
   [[nodiscard]] const std::vector<double>& rates() const noexcept { return rates_; }
 
   /// state().learning_rate is NaN once the list is exhausted.
   [[nodiscard]] schedule_state state() const noexcept {
-    schedule_state s;
-    s.kind = schedule_kind::list;
+    schedule_state s = schedule_counters::state();
     s.learning_rate = steps_ < size() ? rates_[static_cast<std::size_t>(steps_)]
                                       : std::numeric_limits<double>::quiet_NaN();
-    s.steps_completed = steps_;
-    s.epochs_completed = epochs_;
     return s;
   }
   /// Restores the counters (the rates come from the list). Throws hydra::invalid_argument when s
@@ -65,8 +59,6 @@ public:
 
 private:
   std::vector<double> rates_;
-  index steps_ = 0;
-  index epochs_ = 0;
 };
 
 } // namespace hydra

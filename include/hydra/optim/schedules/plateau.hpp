@@ -15,7 +15,7 @@
 
 namespace hydra {
 
-class plateau_schedule {
+class plateau_schedule : public detail::optim::schedule_counters<schedule_kind::plateau> {
 public:
   /// After every epoch, metric = training_loss + validation_loss (training_loss alone when
   /// validation_loss is NaN). If metric < best * (1 - threshold), best = metric and the bad-epoch
@@ -25,7 +25,7 @@ public:
   /// patience >= 1, threshold is in [0, 1) and 0 <= min_learning_rate <= learning_rate.
   plateau_schedule(double learning_rate, double gamma, index patience = 2, double threshold = 1e-4,
                    double min_learning_rate = 0)
-      : learning_rate_(learning_rate),
+      : schedule_counters(learning_rate),
         gamma_(gamma),
         patience_(patience),
         threshold_(threshold),
@@ -41,9 +41,6 @@ public:
       detail::optim::fail(where, "min_learning_rate " + detail::optim::format_value(min_learning_rate) +
                                      " exceeds learning_rate " + detail::optim::format_value(learning_rate));
   }
-
-  [[nodiscard]] double learning_rate() const noexcept { return learning_rate_; }
-  void step_completed() noexcept { ++steps_; }
 
   /// Throws hydra::invalid_argument (naming the epoch) when the training loss is not finite or
   /// the validation loss is infinite.
@@ -69,8 +66,6 @@ public:
     }
   }
 
-  [[nodiscard]] index steps_completed() const noexcept { return steps_; }
-  [[nodiscard]] index epochs_completed() const noexcept { return epochs_; }
   /// How many times a plateau lowered the learning rate (plateaus at the floor do not count).
   [[nodiscard]] index reductions() const noexcept { return reductions_; }
   /// The best metric so far (+inf before the first epoch).
@@ -83,11 +78,7 @@ public:
   [[nodiscard]] double min_learning_rate() const noexcept { return min_learning_rate_; }
 
   [[nodiscard]] schedule_state state() const noexcept {
-    schedule_state s;
-    s.kind = schedule_kind::plateau;
-    s.learning_rate = learning_rate_;
-    s.steps_completed = steps_;
-    s.epochs_completed = epochs_;
+    schedule_state s = schedule_counters::state();
     s.best = best_;
     s.bad_epochs = bad_epochs_;
     s.reductions = reductions_;
@@ -96,27 +87,21 @@ public:
   /// Throws hydra::invalid_argument when s comes from another kind of schedule or is invalid.
   void restore(const schedule_state& s) {
     constexpr const char* where = "hydra::plateau_schedule::restore";
-    detail::optim::check_restored(schedule_kind::plateau, s);
     detail::optim::require_count(where, "bad_epochs", s.bad_epochs);
     detail::optim::require_count(where, "reductions", s.reductions);
     if (std::isnan(s.best)) detail::optim::fail(where, "best must not be NaN");
-    learning_rate_ = s.learning_rate;
-    steps_ = s.steps_completed;
-    epochs_ = s.epochs_completed;
+    schedule_counters::restore(s);  // checks the kind and the counters first
     best_ = s.best;
     bad_epochs_ = s.bad_epochs;
     reductions_ = s.reductions;
   }
 
 private:
-  double learning_rate_;
   double gamma_;
   index patience_;
   double threshold_;
   double min_learning_rate_;
   double best_ = std::numeric_limits<double>::infinity();
-  index steps_ = 0;
-  index epochs_ = 0;
   index bad_epochs_ = 0;
   index reductions_ = 0;
 };

@@ -15,7 +15,7 @@
 
 namespace hydra {
 
-class step_schedule {
+class step_schedule : public detail::optim::schedule_counters<schedule_kind::step> {
 public:
   /// Starts at learning_rate; after the e-th completed epoch (counting from 1) the rate is
   /// multiplied by gamma once for every occurrence of e in milestone_epochs. The paper's MNIST
@@ -23,7 +23,7 @@ public:
   /// epoch 5 on. Throws hydra::invalid_argument unless learning_rate is finite and > 0, gamma is in
   /// (0, 1] and every milestone is >= 1.
   step_schedule(double learning_rate, std::vector<index> milestone_epochs, double gamma)
-      : learning_rate_(learning_rate), gamma_(gamma), milestones_(std::move(milestone_epochs)) {
+      : schedule_counters(learning_rate), gamma_(gamma), milestones_(std::move(milestone_epochs)) {
     constexpr const char* where = "hydra::step_schedule";
     detail::optim::require_positive(where, "learning_rate", learning_rate);
     detail::optim::require_decay_factor(where, "gamma", gamma);
@@ -36,43 +36,19 @@ public:
     std::sort(milestones_.begin(), milestones_.end());
   }
 
-  [[nodiscard]] double learning_rate() const noexcept { return learning_rate_; }
-  void step_completed() noexcept { ++steps_; }
   void epoch_completed(const epoch_metrics& /*metrics*/) {
     ++epochs_;
     const auto [first, last] = std::equal_range(milestones_.begin(), milestones_.end(), epochs_);
     // lr * gamma^count, the chainable form of torch.optim.lr_scheduler.MultiStepLR.
     if (first != last) learning_rate_ *= std::pow(gamma_, static_cast<double>(last - first));
   }
-  [[nodiscard]] index steps_completed() const noexcept { return steps_; }
-  [[nodiscard]] index epochs_completed() const noexcept { return epochs_; }
-
   [[nodiscard]] double gamma() const noexcept { return gamma_; }
   /// Sorted ascending.
   [[nodiscard]] const std::vector<index>& milestone_epochs() const noexcept { return milestones_; }
 
-  [[nodiscard]] schedule_state state() const noexcept {
-    schedule_state s;
-    s.kind = schedule_kind::step;
-    s.learning_rate = learning_rate_;
-    s.steps_completed = steps_;
-    s.epochs_completed = epochs_;
-    return s;
-  }
-  /// Throws hydra::invalid_argument when s comes from another kind of schedule or is invalid.
-  void restore(const schedule_state& s) {
-    detail::optim::check_restored(schedule_kind::step, s);
-    learning_rate_ = s.learning_rate;
-    steps_ = s.steps_completed;
-    epochs_ = s.epochs_completed;
-  }
-
 private:
-  double learning_rate_;
   double gamma_;
   std::vector<index> milestones_;
-  index steps_ = 0;
-  index epochs_ = 0;
 };
 
 } // namespace hydra
