@@ -101,11 +101,15 @@ int run(const options& opt) {
   SGD<T> optimizer(P, {.momentum = opt.momentum, .weight_decay = opt.weight_decay});
   trainer fit(model, loss, optimizer, schedule);
   hypergradient_tracker<Mlp<T>, SoftmaxCrossEntropy<T>, Policy> tracker(model, loss, optimizer, tracked, N);
-  theorem1_conditions theorem(opt.weight_decay);
   fmt::print("hydra-attribute: {} training / {} test samples, model {} ({} parameters), {} steps, tracking {} samples ({}, {})\n",
              N, test.size(), opt.model, P, order.steps(), n, Policy::name, opt.precision);
   std::fflush(stdout);
-  fit.fit(w.view(), train, order, nullptr, tracker, theorem);
+  if constexpr (Policy::hessian_aware) {
+    fit.fit(w.view(), train, order, nullptr, tracker);
+  } else {  // Theorem 1 bounds the Hessian-free error: warn (stderr) when the run is outside its conditions
+    theorem1_conditions theorem(opt.weight_decay);
+    fit.fit(w.view(), train, order, nullptr, tracker, theorem);
+  }
 
   const auto C = test_contributions(model, loss, std::as_const(w).view(), test, tracker.hypergradients(), N);
   const std::filesystem::path out(opt.out);
