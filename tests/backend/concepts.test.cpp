@@ -35,6 +35,9 @@ struct cpu_reexport : private cpu {
   using cpu::row_outer_products;
   using cpu::all_finite;
   using cpu::hypergradient_update;
+  using cpu::im2col;
+  using cpu::col2im;
+  using cpu::swap_leading_axes;
   using cpu::activation_forward;
   using cpu::activation_backward;
   using cpu::activation_tangent;
@@ -68,6 +71,9 @@ struct cpu_without_gemm_batched : private cpu {
   using cpu::row_outer_products;
   using cpu::all_finite;
   using cpu::hypergradient_update;
+  using cpu::im2col;
+  using cpu::col2im;
+  using cpu::swap_leading_axes;
   using cpu::activation_forward;
   using cpu::activation_backward;
   using cpu::activation_tangent;
@@ -111,6 +117,9 @@ struct cpu_without_buffer : private cpu {
   using cpu::row_outer_products;
   using cpu::all_finite;
   using cpu::hypergradient_update;
+  using cpu::im2col;
+  using cpu::col2im;
+  using cpu::swap_leading_axes;
   using cpu::activation_forward;
   using cpu::activation_backward;
   using cpu::activation_tangent;
@@ -158,6 +167,9 @@ struct cpu_without_name : private cpu {
   using cpu::row_outer_products;
   using cpu::all_finite;
   using cpu::hypergradient_update;
+  using cpu::im2col;
+  using cpu::col2im;
+  using cpu::swap_leading_axes;
   using cpu::activation_forward;
   using cpu::activation_backward;
   using cpu::activation_tangent;

@@ -652,7 +652,7 @@ TEST_CASE_TEMPLATE("hypergradient_update: one step of Eq. 35-36 per row, with an
       CAPTURE(with_hessian);
       CAPTURE(with_sources);
       auto dv = dv0, grad = grad0;
-      cpu::hypergradient_update(p, lambda, eta,
+      const bool finite = cpu::hypergradient_update(p, lambda, eta,
                                 with_hessian ? matrix_view<const T>(hv.data(), n, P) : matrix_view<const T>{},
                                 with_sources ? rows.data() : nullptr, with_sources ? weights.data() : nullptr,
                                 matrix_view<const T>(sources.data(), batch, P), matrix_view<T>(dv.data(), n, P),
@@ -674,7 +674,16 @@ TEST_CASE_TEMPLATE("hypergradient_update: one step of Eq. 35-36 per row, with an
       got_grad.data = grad;
       CHECK(relative_error(got_dv, want_dv) <= tol<T>);
       CHECK(relative_error(got_grad, want_grad) <= tol<T>);
+      CHECK(finite);
     }
+  }
+  // A non-finite value anywhere in what is written is reported (here an Inf gradient source).
+  for (T bad : {std::numeric_limits<T>::infinity(), std::numeric_limits<T>::quiet_NaN()}) {
+    auto dv = dv0, grad = grad0, src = sources;
+    src[static_cast<std::size_t>(2 * P + 3)] = bad;  // row 0 of the states reads source row 2
+    CHECK_FALSE(cpu::hypergradient_update(p, lambda, eta, matrix_view<const T>{}, rows.data(), weights.data(),
+                                          matrix_view<const T>(src.data(), batch, P), matrix_view<T>(dv.data(), n, P),
+                                          matrix_view<T>(grad.data(), n, P)));
   }
 }
 

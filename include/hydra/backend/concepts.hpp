@@ -39,7 +39,16 @@ concept backend_blas = requires(T a, matrix_view<const T> ca, matrix_view<T> m, 
   B::column_sums_batched(a, ca, n, m);
   B::row_outer_products(ca, ca, m);
   { B::all_finite(cx) } -> std::same_as<bool>;
-  B::hypergradient_update(a, a, a, ca, static_cast<const index*>(nullptr), static_cast<const T*>(nullptr), ca, m, m);
+  {
+    B::hypergradient_update(a, a, a, ca, static_cast<const index*>(nullptr), static_cast<const T*>(nullptr), ca, m, m)
+  } -> std::same_as<bool>;
+};
+
+template <class B, class T>
+concept backend_convolutions = requires(const conv_geometry& g, matrix_view<const T> c, matrix_view<T> m, index n) {
+  B::im2col(g, c, m);
+  B::col2im(g, c, m);
+  B::swap_leading_axes(c, n, n, m);
 };
 
 template <class B, class T>
@@ -69,7 +78,8 @@ concept Backend = requires {
   { B::name } -> std::convertible_to<const char*>;
   { B::host_accessible } -> std::convertible_to<bool>;
 } && detail::backend_memory<B, float> && detail::backend_memory<B, double> && detail::backend_blas<B, float> &&
-                  detail::backend_blas<B, double> && detail::backend_activations<B, float> &&
+                  detail::backend_blas<B, double> && detail::backend_convolutions<B, float> &&
+                  detail::backend_convolutions<B, double> && detail::backend_activations<B, float> &&
                   detail::backend_activations<B, double> && detail::backend_losses<B, float> &&
                   detail::backend_losses<B, double>;
 
@@ -85,6 +95,8 @@ consteval bool check_backend() {
   static_assert(detail::backend_blas<B, float> && detail::backend_blas<B, double>,
                 "hydra: a backend must provide the BLAS-like operations of docs/backend.md (gemm, gemm_batched, axpy, "
                 "...) for float and double.");
+  static_assert(detail::backend_convolutions<B, float> && detail::backend_convolutions<B, double>,
+                "hydra: a backend must provide im2col, col2im and swap_leading_axes of docs/backend.md.");
   static_assert(detail::backend_activations<B, float> && detail::backend_activations<B, double>,
                 "hydra: a backend must provide the four activation operations of docs/backend.md.");
   static_assert(detail::backend_losses<B, float> && detail::backend_losses<B, double>,

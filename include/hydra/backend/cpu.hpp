@@ -210,25 +210,92 @@ struct cpu {
     return map(x).allFinite();
   }
 
+  // ---- convolutions ----------------------------------------------------------------------------
+  /// cols ((C·kh·kw) × (B·Ho·Wo)): column b·Ho·Wo + oh·Wo + ow holds the receptive field of output
+  /// pixel (oh, ow) of sample b (row x.row(b) is C × H × W), row (c·kh + i)·kw + j its input
+  /// x[b, c, oh·s − p + i, ow·s − p + j], zero outside the image.
+  template <class T>
+  static void im2col(const conv_geometry& g, cmatrix<T> x, matrix_view<T> cols) {
+    const index oh_n = g.out_height(), ow_n = g.out_width(), pixels = oh_n * ow_n;
+    assert(x.cols == g.input_size() && cols.rows == g.patch_size() && cols.cols == x.rows * pixels);
+    for (index c = 0; c < g.channels; ++c)
+      for (index i = 0; i < g.kernel_h; ++i)
+        for (index j = 0; j < g.kernel_w; ++j) {
+          T* row = cols.row((c * g.kernel_h + i) * g.kernel_w + j);
+          for (index b = 0; b < x.rows; ++b) {
+            const T* image = x.row(b) + c * g.height * g.width;
+            T* out = row + b * pixels;
+            for (index oh = 0; oh < oh_n; ++oh) {
+              const index h = oh * g.stride - g.padding + i;
+              for (index ow = 0; ow < ow_n; ++ow) {
+                const index w = ow * g.stride - g.padding + j;
+                out[oh * ow_n + ow] = (h >= 0 && h < g.height && w >= 0 && w < g.width) ? image[h * g.width + w] : T(0);
+              }
+            }
+          }
+        }
+  }
+  /// The adjoint of im2col: x (B × C·H·W) = the sum, over every column entry, of its value at the
+  /// input position it was copied from (positions in the padding are dropped). Overwrites x.
+  template <class T>
+  static void col2im(const conv_geometry& g, cmatrix<T> cols, matrix_view<T> x) {
+    const index oh_n = g.out_height(), ow_n = g.out_width(), pixels = oh_n * ow_n;
+    assert(x.cols == g.input_size() && cols.rows == g.patch_size() && cols.cols == x.rows * pixels);
+    fill(T(0), x);
+    for (index c = 0; c < g.channels; ++c)
+      for (index i = 0; i < g.kernel_h; ++i)
+        for (index j = 0; j < g.kernel_w; ++j) {
+          const T* row = cols.row((c * g.kernel_h + i) * g.kernel_w + j);
+          for (index b = 0; b < x.rows; ++b) {
+            T* image = x.row(b) + c * g.height * g.width;
+            const T* in = row + b * pixels;
+            for (index oh = 0; oh < oh_n; ++oh) {
+              const index h = oh * g.stride - g.padding + i;
+              if (h < 0 || h >= g.height) continue;
+              for (index ow = 0; ow < ow_n; ++ow) {
+                const index w = ow * g.stride - g.padding + j;
+                if (w >= 0 && w < g.width) image[h * g.width + w] += in[oh * ow_n + ow];
+              }
+            }
+          }
+        }
+  }
+  /// in (A × (M·N)) read as an A × M × N array, written to out (M × (A·N)) as M × A × N: the
+  /// first two axes swapped, the last kept contiguous (NCHW batch-major ↔ channel-major).
+  template <class T>
+  static void swap_leading_axes(cmatrix<T> in, index m, index n, matrix_view<T> out) {
+    assert(in.cols == m * n && out.rows == m && out.cols == in.rows * n);
+    for (index a = 0; a < in.rows; ++a)
+      for (index k = 0; k < m; ++k) copy_from_host(in.row(a) + k * n, n, out.row(k) + a * n);
+  }
+
   // ---- the hypergradient recurrence ----------------------------------------------------------
   /// One step of Eq. 35–36 for every row r (one tracked sample) of the states, in one pass:
   ///   dv_r ← p·dv_r + λ·grad_r + hv_r + weights[r]·sources.row(source_rows[r])
   ///   grad_r ← grad_r − η·dv_r
   /// hv empty means no Hessian term; source_rows[r] < 0 means no gradient term for row r.
-  /// source_rows and weights hold dv.rows entries in backend memory.
+  /// source_rows and weights hold dv.rows entries in backend memory. Returns whether every value
+  /// written is finite, checked on each block while it is still in cache (so the check is free).
   template <class T>
-  static void hypergradient_update(T p, T lambda, T eta, cmatrix<T> hv, const index* source_rows, const T* weights,
+  static bool hypergradient_update(T p, T lambda, T eta, cmatrix<T> hv, const index* source_rows, const T* weights,
                                    cmatrix<T> sources, matrix_view<T> dv, matrix_view<T> grad) {
     assert(dv.rows == grad.rows && dv.cols == grad.cols);
+    constexpr index block = 2048;  // 16 KiB of doubles per state: both stay in L1 for the check
+    T poison = T(0);               // x − x is 0 for finite x and NaN for NaN and ±Inf
     for (index r = 0; r < dv.rows; ++r) {
-      auto D = map(dv.row_block(r, 1)).array();
-      auto G = map(grad.row_block(r, 1)).array();
-      if (hv.empty()) D = p * D + lambda * G;
-      else D = p * D + lambda * G + map(hv.row_block(r, 1)).array();
-      if (source_rows != nullptr && source_rows[r] >= 0)
-        D += weights[r] * map(sources.row_block(source_rows[r], 1)).array();
-      G -= eta * D;
+      const bool has_source = source_rows != nullptr && source_rows[r] >= 0;
+      for (index first = 0; first < dv.cols; first += block) {
+        const index n = std::min(block, dv.cols - first);
+        auto D = Eigen::Map<Vec<T>>(dv.row(r) + first, n).array();
+        auto G = Eigen::Map<Vec<T>>(grad.row(r) + first, n).array();
+        if (hv.empty()) D = p * D + lambda * G;
+        else D = p * D + lambda * G + Eigen::Map<const Vec<T>>(hv.row(r) + first, n).array();
+        if (has_source) D += weights[r] * Eigen::Map<const Vec<T>>(sources.row(source_rows[r]) + first, n).array();
+        G -= eta * D;
+        poison += (D - D).sum() + (G - G).sum();
+      }
     }
+    return poison == T(0);
   }
 
   // ---- activations -------------------------------------------------------------------------

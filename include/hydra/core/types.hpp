@@ -81,6 +81,25 @@ struct vector_view {
   }
 };
 
+/// The geometry of a 2-d convolution (or of its im2col) on C × H × W inputs, PyTorch's
+/// conventions: square zero padding on every side, one stride for both axes.
+struct conv_geometry {
+  index channels = 0;
+  index height = 0;
+  index width = 0;
+  index kernel_h = 0;
+  index kernel_w = 0;
+  index stride = 1;
+  index padding = 0;
+
+  [[nodiscard]] constexpr index out_height() const noexcept { return (height + 2 * padding - kernel_h) / stride + 1; }
+  [[nodiscard]] constexpr index out_width() const noexcept { return (width + 2 * padding - kernel_w) / stride + 1; }
+  /// Rows of the im2col matrix: C · kh · kw.
+  [[nodiscard]] constexpr index patch_size() const noexcept { return channels * kernel_h * kernel_w; }
+  [[nodiscard]] constexpr index input_size() const noexcept { return channels * height * width; }
+  [[nodiscard]] constexpr index out_pixels() const noexcept { return out_height() * out_width(); }
+};
+
 /// Whether a GEMM operand is used as stored or transposed.
 enum class transpose : bool { no = false, yes = true };
 

@@ -33,7 +33,8 @@ struct tracker_options {
   std::size_t hvp_memory_bytes = std::size_t{256} << 20;
   /// Refuse (before allocating) states of more bytes than this; 0 means the physical memory.
   std::size_t state_memory_limit = 0;
-  /// Check the states for NaN/Inf after every step (one extra read of the states).
+  /// Stop with numerical_error when a state becomes NaN/Inf (naming the sample and the step).
+  /// The update detects it for free; this only decides whether to throw.
   bool check_finite = true;
 };
 
@@ -120,6 +121,7 @@ public:
     const index* rows = sources ? source_rows_.data() : nullptr;
     const T* weights = sources ? weights_.data() : nullptr;
     const T eta = ctx.learning_rate;
+    bool finite = true;
     if constexpr (Policy::hessian_aware) {
       const index chunk = chunk_size(batch);
       for (index first = 0; first < n; first += chunk) {
@@ -127,17 +129,17 @@ public:
         products_.resize(k, model_.parameter_count());
         model_.hessian_vector_products(ctx.parameters, ctx.features, ctx.targets, loss_,
                                        std::as_const(hypergradients_).view().row_block(first, k), products_.view());
-        B::hypergradient_update(p_, lambda_, eta, std::as_const(products_).view(), rows ? rows + first : nullptr,
+        finite &= B::hypergradient_update(p_, lambda_, eta, std::as_const(products_).view(), rows ? rows + first : nullptr,
                                 weights ? weights + first : nullptr, std::as_const(per_sample_).view(),
                                 momentum_derivatives_.view().row_block(first, k),
                                 hypergradients_.view().row_block(first, k));
       }
     } else {
-      B::hypergradient_update(p_, lambda_, eta, matrix_view<const T>{}, rows, weights,
+      finite = B::hypergradient_update(p_, lambda_, eta, matrix_view<const T>{}, rows, weights,
                               std::as_const(per_sample_).view(), momentum_derivatives_.view(), hypergradients_.view());
     }
     unmark_batch();
-    if (options_.check_finite) check_finite(ctx.step);
+    if (!finite && options_.check_finite) report_non_finite(ctx.step);
     ++steps_;
   }
 
@@ -209,9 +211,8 @@ private:
     return std::max<index>(1, fit);
   }
 
-  void check_finite(index step) const {
-    if (B::all_finite(std::as_const(hypergradients_).flat()) && B::all_finite(std::as_const(momentum_derivatives_).flat()))
-      return;
+  /// The update reported a NaN or Inf: find the first sample whose state holds one.
+  void report_non_finite(index step) const {
     const index P = model_.parameter_count();
     for (index r = 0; r < tracked_count(); ++r) {
       const auto h = vector_view<const T>(hypergradients_.data() + r * P, P);
