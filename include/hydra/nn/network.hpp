@@ -42,12 +42,16 @@ public:
   /// samples (tangents of every layer output plus the two R{δ} buffers); callers that bound
   /// memory chunk their directions with it.
   [[nodiscard]] index tangent_elements_per_direction(index batch) const noexcept {
-    index widths = 0, widest = input_size_;
+    index widths = 0, widest = input_size_, layer_workspace = 0;
     for (index l = first_parametrised_; l < layer_count(); ++l) {
       widths += width_after(l);
       widest = std::max(widest, width_after(l));
+      layers_.visit(l, [&](const auto& layer) {
+        if constexpr (requires { layer.workspace_per_direction(batch); })
+          layer_workspace += layer.workspace_per_direction(batch);
+      });
     }
-    return batch * (widths + 2 * widest);
+    return batch * (widths + 2 * widest) + layer_workspace;
   }
 
   /// Fills w layer by layer with PyTorch's default ranges, drawing from uniform(lo, hi).
