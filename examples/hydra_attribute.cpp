@@ -6,6 +6,7 @@
 //   tracked.npy         the tracked indices (int64)
 // Positive contributions help: removing the sample would raise that test loss. See docs/attribution.md.
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -22,6 +23,7 @@
 #include <hydra/hydra.hpp>
 #include <hydra/hypergradient/approximation_error.hpp>
 #include <hydra/hypergradient/tracker.hpp>
+#include <hydra/nn/lenet.hpp>
 #include <hydra/nn/model_spec.hpp>
 
 namespace hydra::cli {
@@ -41,21 +43,56 @@ void save_matrix(const std::filesystem::path& path, hydra::matrix_view<const T> 
   hydra::save_npy(path, std::span<const T>(m.data, static_cast<std::size_t>(m.rows * m.cols)), {m.rows, m.cols});
 }
 
+/// What the data must look like for the chosen model: its input sample shape and class count.
+struct model_input {
+  std::vector<index> sample_shape;  // e.g. {D} or {1, 28, 28}
+  index classes;
+};
+
+template <class T, class Policy, class Model>
+int run(const options& opt, Model& model, const model_input& input);
+
+/// Builds the model named by --model and runs the pipeline on it.
 template <class T, class Policy>
 int run(const options& opt) {
-  const auto start = std::chrono::steady_clock::now();
   const auto spec = parse_model_spec(opt.model);
-  const auto train = load_npy_dataset<T>(opt.train_x, opt.train_y, spec.outputs);
-  const auto test = load_npy_dataset<T>(opt.test_x, opt.test_y, spec.outputs);
-  if (train.sample_size() != spec.inputs)
-    fail("--train-x has " + std::to_string(train.sample_size()) + " features per sample but --model " + opt.model +
-         " takes " + std::to_string(spec.inputs));
-  if (test.sample_size() != spec.inputs)
-    fail("--test-x has " + std::to_string(test.sample_size()) + " features per sample but --model " + opt.model +
-         " takes " + std::to_string(spec.inputs));
+  if (spec.kind == model_spec::family::lenet5) {
+    LeNet5<T> model;
+    return run<T, Policy>(opt, model, {{1, 28, 28}, 10});
+  }
+  Mlp<T> model(spec.inputs, spec.hidden, spec.outputs, spec.hidden_activation);
+  return run<T, Policy>(opt, model, {{spec.inputs}, spec.outputs});
+}
+
+/// The data's sample shape must be the model's (a flat D also accepts any shape with D values).
+template <class T>
+void check_input(const dataset<T>& data, const model_input& input, const std::string& flag, const std::string& model) {
+  const auto shape = data.sample_shape();
+  const bool flat = input.sample_shape.size() == 1;
+  const bool same = flat ? data.sample_size() == input.sample_shape[0]
+                         : std::equal(shape.begin(), shape.end(), input.sample_shape.begin(), input.sample_shape.end());
+  if (same) return;
+  auto text = [](auto dims) {
+    std::string t;
+    for (auto d : dims) t += (t.empty() ? "" : " x ") + std::to_string(d);
+    return t;
+  };
+  if (flat)
+    fail(flag + " has " + std::to_string(data.sample_size()) + " features per sample but --model " + model + " takes " +
+         std::to_string(input.sample_shape[0]));
+  fail(flag + " has samples of shape " + text(shape) + " but --model " + model + " takes N x " +
+       text(input.sample_shape) + " inputs");
+}
+
+template <class T, class Policy, class Model>
+int run(const options& opt, Model& model, const model_input& input) {
+  const auto start = std::chrono::steady_clock::now();
+  const auto train = load_npy_dataset<T>(opt.train_x, opt.train_y, input.classes);
+  const auto test = load_npy_dataset<T>(opt.test_x, opt.test_y, input.classes);
+  check_input(train, input, "--train-x", opt.model);
+  check_input(test, input, "--test-x", opt.model);
   const index N = train.size();
 
-  Mlp<T> model(spec.inputs, spec.hidden, spec.outputs, spec.hidden_activation);
   SoftmaxCrossEntropy<T> loss;
   const index P = model.parameter_count();
   vector<T, cpu> w(P);
@@ -100,7 +137,7 @@ int run(const options& opt) {
 
   SGD<T> optimizer(P, {.momentum = opt.momentum, .weight_decay = opt.weight_decay});
   trainer fit(model, loss, optimizer, schedule);
-  hypergradient_tracker<Mlp<T>, SoftmaxCrossEntropy<T>, Policy> tracker(model, loss, optimizer, tracked, N);
+  hypergradient_tracker<Model, SoftmaxCrossEntropy<T>, Policy> tracker(model, loss, optimizer, tracked, N);
   fmt::print("hydra-attribute: {} training / {} test samples, model {} ({} parameters), {} steps, tracking {} samples ({}, {})\n",
              N, test.size(), opt.model, P, order.steps(), n, Policy::name, opt.precision);
   std::fflush(stdout);
@@ -146,7 +183,7 @@ int main(int argc, char** argv) {
   app.add_option("--train-y", opt.train_y, "N integer training labels (int32, int64 or uint8)")->required();
   app.add_option("--test-x", opt.test_x, "M × D test features")->required();
   app.add_option("--test-y", opt.test_y, "M integer test labels")->required();
-  app.add_option("--model", opt.model, "softmax:D,C or mlp:D,H1[,H2,...],C[:relu|tanh|sigmoid]")->required();
+  app.add_option("--model", opt.model, "softmax:D,C, mlp:D,H1[,H2,...],C[:relu|tanh|sigmoid] or lenet5")->required();
   app.add_option("--init", opt.init, "initial parameters (|w|), PyTorch parameters_to_vector layout");
   auto* order = app.add_option("--order", opt.order, "int64 T × B table: row t = the batch of step t");
   app.add_option("--epochs", opt.epochs, "epochs of seeded shuffles (without --order)")->capture_default_str()->excludes(order)->check(CLI::PositiveNumber);

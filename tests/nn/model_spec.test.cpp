@@ -18,10 +18,14 @@ TEST_CASE("model specs parse into MLP layouts") {
   CHECK(mlp.hidden_activation == activation::tanh);
   CHECK(parse_model_spec("mlp:4,8,3").hidden_activation == activation::relu);
   CHECK(parse_model_spec("mlp:4,8,3:sigmoid").hidden_activation == activation::sigmoid);
+  CHECK(parse_model_spec("mlp:4,8,3").kind == model_spec::family::mlp);
+  CHECK(parse_model_spec("lenet5").kind == model_spec::family::lenet5);
 }
 
 TEST_CASE("bad model specs name the problem") {
-  CHECK_THROWS_WITH_AS(parse_model_spec("lenet"), doctest::Contains("unknown model spec 'lenet'"), invalid_argument);
+  CHECK_THROWS_WITH_AS(parse_model_spec("lenet"), doctest::Contains("unknown model spec 'lenet': expected softmax:D,C"),
+                       invalid_argument);
+  CHECK_THROWS_WITH_AS(parse_model_spec("lenet6"), doctest::Contains("or lenet5"), invalid_argument);
   CHECK_THROWS_WITH_AS(parse_model_spec("cnn:1,2"), doctest::Contains("unknown model spec 'cnn:1,2'"), invalid_argument);
   CHECK_THROWS_WITH_AS(parse_model_spec("softmax:784"), doctest::Contains("exactly D,C"), invalid_argument);
   CHECK_THROWS_WITH_AS(parse_model_spec("mlp:784,10"), doctest::Contains("at least one hidden width"), invalid_argument);

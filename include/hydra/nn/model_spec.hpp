@@ -3,7 +3,8 @@
 //   softmax:D,C                      softmax regression, D inputs, C classes
 //   mlp:D,H1[,H2,...],C[:act]        an MLP with hidden widths H1, H2, ... and act ∈ relu|tanh|sigmoid
 //                                    after every hidden layer (default relu)
-// Both are Mlp layouts (softmax:D,C is an Mlp without hidden layers), so one model type serves.
+//   lenet5                           the paper's LeNet-5 on 1 × 28 × 28 inputs, 10 classes
+// softmax:D,C is an Mlp without hidden layers, so the first two share one model type.
 
 #include <charconv>
 #include <string>
@@ -15,7 +16,9 @@
 
 namespace hydra {
 
-struct mlp_spec {
+struct model_spec {
+  enum class family { mlp, lenet5 };
+  family kind = family::mlp;
   index inputs = 0;
   std::vector<index> hidden;
   index outputs = 0;
@@ -41,13 +44,15 @@ inline std::vector<index> parse_sizes(std::string_view list, const std::string& 
 
 /// Parses a model specification (see the top of this file); throws invalid_argument naming the
 /// specification and what is wrong with it.
-[[nodiscard]] inline mlp_spec parse_model_spec(const std::string& spec) {
+[[nodiscard]] inline model_spec parse_model_spec(const std::string& spec) {
+  constexpr const char* expected_specs = "expected softmax:D,C, mlp:D,H1[,H2,...],C[:relu|tanh|sigmoid] or lenet5";
+  if (spec == "lenet5") return {model_spec::family::lenet5, 784, {}, 10, activation::relu};
   const auto colon = spec.find(':');
   if (colon == std::string::npos)
-    throw invalid_argument("unknown model spec '" + spec + "': expected softmax:D,C or mlp:D,H1[,H2,...],C[:relu|tanh|sigmoid]");
+    throw invalid_argument("unknown model spec '" + spec + "': " + expected_specs);
   const std::string_view kind(spec.data(), colon);
   std::string_view rest(spec.data() + colon + 1, spec.size() - colon - 1);
-  mlp_spec result;
+  model_spec result;
   if (kind == "mlp") {
     if (const auto second = rest.find(':'); second != std::string_view::npos) {
       const auto act = rest.substr(second + 1);
@@ -72,7 +77,7 @@ inline std::vector<index> parse_sizes(std::string_view list, const std::string& 
     result.outputs = sizes[1];
     return result;
   }
-  throw invalid_argument("unknown model spec '" + spec + "': expected softmax:D,C or mlp:D,H1[,H2,...],C[:relu|tanh|sigmoid]");
+  throw invalid_argument("unknown model spec '" + spec + "': " + expected_specs);
 }
 
 } // namespace hydra
