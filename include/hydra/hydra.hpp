@@ -3,7 +3,8 @@
 //
 //   core/      index, views, owning containers, errors
 //   backend/   the operation set (Backend concept) and hydra::cpu on Eigen
-//   nn/        layers, losses, Sequential, ready models (Layer, Loss, Model concepts)
+//   nn/        layers (dense, convolution, pooling), losses, Sequential, ready models incl. LeNet5
+//              (Layer, Loss, Model concepts)
 //   optim/     SGD and learning-rate schedules (Optimizer, LearningRateSchedule concepts)
 //   data/      datasets, IDX / NPY / CIFAR-10 readers, batch orders (Dataset concept)
 //   train/     the training loop with per-step callbacks
@@ -15,6 +16,7 @@
 #include "hydra/backend/concepts.hpp"
 #include "hydra/backend/cpu.hpp"
 #include "hydra/core/error.hpp"
+#include "hydra/core/random.hpp"
 #include "hydra/core/tensor.hpp"
 #include "hydra/core/types.hpp"
 #include "hydra/data/batch_order.hpp"
@@ -23,16 +25,19 @@
 #include "hydra/data/dataset.hpp"
 #include "hydra/data/idx.hpp"
 #include "hydra/data/npy.hpp"
-#include "hydra/core/random.hpp"
 #include "hydra/hypergradient/approximation_error.hpp"
 #include "hydra/hypergradient/policy.hpp"
 #include "hydra/hypergradient/tracker.hpp"
 #include "hydra/nn/activation.hpp"
 #include "hydra/nn/concepts.hpp"
+#include "hydra/nn/conv2d.hpp"
 #include "hydra/nn/dense.hpp"
+#include "hydra/nn/flatten.hpp"
+#include "hydra/nn/lenet.hpp"
 #include "hydra/nn/loss.hpp"
 #include "hydra/nn/model_spec.hpp"
 #include "hydra/nn/models.hpp"
+#include "hydra/nn/pooling.hpp"
 #include "hydra/nn/sequential.hpp"
 #include "hydra/optim/concepts.hpp"
 #include "hydra/optim/schedules.hpp"

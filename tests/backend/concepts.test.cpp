@@ -38,6 +38,11 @@ struct cpu_reexport : private cpu {
   using cpu::im2col;
   using cpu::col2im;
   using cpu::swap_leading_axes;
+  using cpu::max_pool_forward;
+  using cpu::max_pool_backward;
+  using cpu::max_pool_tangent;
+  using cpu::avg_pool_forward;
+  using cpu::avg_pool_backward;
   using cpu::activation_forward;
   using cpu::activation_backward;
   using cpu::activation_tangent;
@@ -74,6 +79,11 @@ struct cpu_without_gemm_batched : private cpu {
   using cpu::im2col;
   using cpu::col2im;
   using cpu::swap_leading_axes;
+  using cpu::max_pool_forward;
+  using cpu::max_pool_backward;
+  using cpu::max_pool_tangent;
+  using cpu::avg_pool_forward;
+  using cpu::avg_pool_backward;
   using cpu::activation_forward;
   using cpu::activation_backward;
   using cpu::activation_tangent;
@@ -94,6 +104,11 @@ struct cpu_without_count_correct : cpu {
 /// cpu with one activation kernel hidden.
 struct cpu_without_activation_tangent : cpu {
   static void activation_tangent() = delete;
+};
+
+/// cpu with one pooling kernel hidden.
+struct cpu_without_max_pool_tangent : cpu {
+  static void max_pool_tangent() = delete;
 };
 
 /// cpu without owned memory.
@@ -120,6 +135,11 @@ struct cpu_without_buffer : private cpu {
   using cpu::im2col;
   using cpu::col2im;
   using cpu::swap_leading_axes;
+  using cpu::max_pool_forward;
+  using cpu::max_pool_backward;
+  using cpu::max_pool_tangent;
+  using cpu::avg_pool_forward;
+  using cpu::avg_pool_backward;
   using cpu::activation_forward;
   using cpu::activation_backward;
   using cpu::activation_tangent;
@@ -170,6 +190,11 @@ struct cpu_without_name : private cpu {
   using cpu::im2col;
   using cpu::col2im;
   using cpu::swap_leading_axes;
+  using cpu::max_pool_forward;
+  using cpu::max_pool_backward;
+  using cpu::max_pool_tangent;
+  using cpu::avg_pool_forward;
+  using cpu::avg_pool_backward;
   using cpu::activation_forward;
   using cpu::activation_backward;
   using cpu::activation_tangent;
@@ -196,6 +221,7 @@ static_assert(!hydra::Backend<name_only>);
 static_assert(!hydra::Backend<cpu_without_gemm_batched>);
 static_assert(!hydra::Backend<cpu_without_count_correct>);
 static_assert(!hydra::Backend<cpu_without_activation_tangent>);
+static_assert(!hydra::Backend<cpu_without_max_pool_tangent>);
 static_assert(!hydra::Backend<cpu_without_buffer>);
 static_assert(!hydra::Backend<cpu_with_int_dot>);
 static_assert(!hydra::Backend<cpu_without_name>);
@@ -209,6 +235,9 @@ static_assert(hydra::detail::backend_blas<cpu_without_count_correct, float>);
 static_assert(!hydra::detail::backend_losses<cpu_without_count_correct, float>);
 static_assert(!hydra::detail::backend_activations<cpu_without_activation_tangent, float>);
 static_assert(!hydra::detail::backend_memory<cpu_without_buffer, float>);
+static_assert(!hydra::detail::backend_pooling<cpu_without_max_pool_tangent, double>);
+static_assert(hydra::detail::backend_convolutions<cpu_without_max_pool_tangent, double>);
+static_assert(hydra::detail::backend_pooling<cpu_without_gemm_batched, float>);
 
 // ---- Scalar ----
 static_assert(hydra::Scalar<float>);

@@ -168,4 +168,29 @@ TEST_CASE("hydra-attribute: every bad input gets a one-line error and a non-zero
   expect_error(base + " --model softmax:3,3 --lr 1e300 --weight-decay 10 --epochs 3", "at step");
 }
 
+TEST_CASE("hydra-attribute --model lenet5 takes N x 1 x 28 x 28 inputs") {
+  fixture f;
+  const index n = 4, m = 2;
+  const auto images = normal_vector(static_cast<std::size_t>(n * 784), 3);
+  const auto test_images = normal_vector(static_cast<std::size_t>(m * 784), 4);
+  save_npy(f.dir / "img.npy", images, {n, 1, 28, 28});
+  save_npy(f.dir / "img_flat.npy", images, {n, 784});
+  save_npy(f.dir / "img_y.npy", std::vector<std::int64_t>{3, 1, 4, 1}, {n});
+  save_npy(f.dir / "timg.npy", test_images, {m, 1, 28, 28});
+  save_npy(f.dir / "timg_y.npy", std::vector<std::int64_t>{5, 9}, {m});
+  const std::string test_args = " --test-x " + f.path("timg.npy") + " --test-y " + f.path("timg_y.npy");
+  const auto r = run_tool(f.dir, "--train-x " + f.path("img.npy") + " --train-y " + f.path("img_y.npy") + test_args +
+                                     " --model lenet5 --batch-size 2 --epochs 1 --out " + f.path("out"));
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  CHECK(read_npy_header(f.dir / "out/hypergradients.npy").shape == std::vector<index>{n, 61706});
+  CHECK(read_npy_header(f.dir / "out/contributions.npy").shape == std::vector<index>{n, m});
+  const auto bad = run_tool(f.dir, "--train-x " + f.path("img_flat.npy") + " --train-y " + f.path("img_y.npy") +
+                                       test_args + " --model lenet5 --batch-size 2 --out " + f.path("out"));
+  CHECK(bad.status != 0);
+  CHECK_MESSAGE(bad.err.find("--train-x has samples of shape 784 but --model lenet5 takes N x 1 x 28 x 28 inputs") !=
+                    std::string::npos,
+                bad.err);
+}
+
 } // namespace hydra::test

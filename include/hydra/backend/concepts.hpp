@@ -52,6 +52,15 @@ concept backend_convolutions = requires(const conv_geometry& g, matrix_view<cons
 };
 
 template <class B, class T>
+concept backend_pooling = requires(const pool_geometry& g, matrix_view<const T> c, matrix_view<T> m) {
+  B::max_pool_forward(g, c, m);
+  B::max_pool_backward(g, c, c, m);
+  B::max_pool_tangent(g, c, c, m);
+  B::avg_pool_forward(g, c, m);
+  B::avg_pool_backward(g, c, m);
+};
+
+template <class B, class T>
 concept backend_activations = requires(activation f, matrix_view<const T> c, matrix_view<T> m) {
   B::activation_forward(f, c, m);
   B::activation_backward(f, c, c, c, m);
@@ -79,7 +88,8 @@ concept Backend = requires {
   { B::host_accessible } -> std::convertible_to<bool>;
 } && detail::backend_memory<B, float> && detail::backend_memory<B, double> && detail::backend_blas<B, float> &&
                   detail::backend_blas<B, double> && detail::backend_convolutions<B, float> &&
-                  detail::backend_convolutions<B, double> && detail::backend_activations<B, float> &&
+                  detail::backend_convolutions<B, double> && detail::backend_pooling<B, float> &&
+                  detail::backend_pooling<B, double> && detail::backend_activations<B, float> &&
                   detail::backend_activations<B, double> && detail::backend_losses<B, float> &&
                   detail::backend_losses<B, double>;
 
@@ -97,6 +107,9 @@ consteval bool check_backend() {
                 "...) for float and double.");
   static_assert(detail::backend_convolutions<B, float> && detail::backend_convolutions<B, double>,
                 "hydra: a backend must provide im2col, col2im and swap_leading_axes of docs/backend.md.");
+  static_assert(detail::backend_pooling<B, float> && detail::backend_pooling<B, double>,
+                "hydra: a backend must provide the pooling kernels of docs/backend.md (max_pool_forward, "
+                "max_pool_backward, max_pool_tangent, avg_pool_forward, avg_pool_backward).");
   static_assert(detail::backend_activations<B, float> && detail::backend_activations<B, double>,
                 "hydra: a backend must provide the four activation operations of docs/backend.md.");
   static_assert(detail::backend_losses<B, float> && detail::backend_losses<B, double>,

@@ -269,6 +269,114 @@ struct cpu {
       for (index k = 0; k < m; ++k) copy_from_host(in.row(a) + k * n, n, out.row(k) + a * n);
   }
 
+  // ---- pooling -----------------------------------------------------------------------------
+  // g is a pool_geometry; x is B × (C·H·W) and a pooled output B × (C·Ho·Wo), each row NCHW. Max
+  // pooling routes through the argmax of each window of x: the FIRST maximum in row-major window
+  // order on ties (a NaN beats every number, so it propagates), one rule for every kernel here.
+
+  /// y[b, c, oh, ow] = max of x[b, c, oh·s + i, ow·s + j] over i, j in [0, window).
+  template <class T>
+  static void max_pool_forward(const pool_geometry& g, cmatrix<T> x, matrix_view<T> y) {
+    max_pool_tangent(g, x, x, y);  // the values of x at its own argmax are the maxima
+  }
+  /// The adjoint of routing by x's argmax: d_x = 0, then each d_y entry is added at the argmax of
+  /// its window (windows that overlap accumulate), for each of the k = d_y.rows / x.rows blocks
+  /// (row j·B + b of d_y uses x.row(b)). Overwrites d_x (as many rows as d_y).
+  template <class T>
+  static void max_pool_backward(const pool_geometry& g, cmatrix<T> x, cmatrix<T> d_y, matrix_view<T> d_x) {
+    assert(x.cols == g.input_size() && d_y.cols == g.output_size() && d_x.cols == x.cols && d_x.rows == d_y.rows);
+    assert(x.rows > 0 ? d_y.rows % x.rows == 0 : d_y.rows == 0);
+    fill(T(0), d_x);
+    const index batch = x.rows, k = batch > 0 ? d_y.rows / batch : 0, image = g.height * g.width;
+    const index oh_n = g.out_height(), ow_n = g.out_width();
+    for (index b = 0; b < batch; ++b)
+      for (index c = 0; c < g.channels; ++c)
+        for (index oh = 0; oh < oh_n; ++oh)
+          for (index ow = 0; ow < ow_n; ++ow) {
+            const index from = c * image + window_argmax(g, x.row(b) + c * image, oh, ow);
+            const index to = (c * oh_n + oh) * ow_n + ow;
+            for (index j = 0; j < k; ++j) d_x.row(j * batch + b)[from] += d_y.row(j * batch + b)[to];
+          }
+  }
+  /// r_y = r_x at the argmax of x's windows, for each of the k = r_x.rows / x.rows blocks (row
+  /// j·B + b of r_x is routed by x.row(b)): max pooling's R-operator uses the first-order argmax.
+  template <class T>
+  static void max_pool_tangent(const pool_geometry& g, cmatrix<T> x, cmatrix<T> r_x, matrix_view<T> r_y) {
+    assert(x.cols == g.input_size() && r_x.cols == x.cols && r_y.cols == g.output_size() && r_y.rows == r_x.rows);
+    assert(x.rows > 0 ? r_x.rows % x.rows == 0 : r_x.rows == 0);
+    const index batch = x.rows, k = batch > 0 ? r_x.rows / batch : 0, image = g.height * g.width;
+    const index oh_n = g.out_height(), ow_n = g.out_width();
+    for (index b = 0; b < batch; ++b)
+      for (index c = 0; c < g.channels; ++c)
+        for (index oh = 0; oh < oh_n; ++oh)
+          for (index ow = 0; ow < ow_n; ++ow) {
+            const index from = c * image + window_argmax(g, x.row(b) + c * image, oh, ow);
+            const index to = (c * oh_n + oh) * ow_n + ow;
+            for (index j = 0; j < k; ++j) r_y.row(j * batch + b)[to] = r_x.row(j * batch + b)[from];
+          }
+  }
+  /// y[b, c, oh, ow] = the mean of x[b, c, oh·s + i, ow·s + j] over i, j in [0, window). Linear:
+  /// it is also the tangent of average pooling, for any number of rows.
+  template <class T>
+  static void avg_pool_forward(const pool_geometry& g, cmatrix<T> x, matrix_view<T> y) {
+    assert(x.cols == g.input_size() && y.cols == g.output_size() && y.rows == x.rows);
+    const T scale = T(1) / static_cast<T>(g.window * g.window);
+    const index image = g.height * g.width, oh_n = g.out_height(), ow_n = g.out_width();
+    for (index r = 0; r < x.rows; ++r)
+      for (index c = 0; c < g.channels; ++c) {
+        const T* in = x.row(r) + c * image;
+        T* out = y.row(r) + c * oh_n * ow_n;
+        for (index oh = 0; oh < oh_n; ++oh)
+          for (index ow = 0; ow < ow_n; ++ow) {
+            const T* corner = in + oh * g.stride * g.width + ow * g.stride;
+            T sum = T(0);
+            for (index i = 0; i < g.window; ++i)
+              for (index j = 0; j < g.window; ++j) sum += corner[i * g.width + j];
+            out[oh * ow_n + ow] = scale * sum;
+          }
+      }
+  }
+  /// The adjoint of avg_pool_forward: d_x = 0, then d_y[r, c, oh, ow] / window² is added to every
+  /// input of its window (windows that overlap accumulate), row by row for any number of rows.
+  /// Overwrites d_x.
+  template <class T>
+  static void avg_pool_backward(const pool_geometry& g, cmatrix<T> d_y, matrix_view<T> d_x) {
+    assert(d_y.cols == g.output_size() && d_x.cols == g.input_size() && d_x.rows == d_y.rows);
+    fill(T(0), d_x);
+    const T scale = T(1) / static_cast<T>(g.window * g.window);
+    const index image = g.height * g.width, oh_n = g.out_height(), ow_n = g.out_width();
+    for (index r = 0; r < d_y.rows; ++r)
+      for (index c = 0; c < g.channels; ++c) {
+        const T* in = d_y.row(r) + c * oh_n * ow_n;
+        T* out = d_x.row(r) + c * image;
+        for (index oh = 0; oh < oh_n; ++oh)
+          for (index ow = 0; ow < ow_n; ++ow) {
+            T* corner = out + oh * g.stride * g.width + ow * g.stride;
+            const T share = scale * in[oh * ow_n + ow];
+            for (index i = 0; i < g.window; ++i)
+              for (index j = 0; j < g.window; ++j) corner[i * g.width + j] += share;
+          }
+      }
+  }
+
+private:
+  /// Offset, within one channel's H × W image, of the largest entry of window (oh, ow): the first
+  /// maximum in row-major window order, or the first NaN.
+  template <class T>
+  static index window_argmax(const pool_geometry& g, const T* image, index oh, index ow) {
+    const index corner = oh * g.stride * g.width + ow * g.stride;
+    index best = corner;
+    for (index i = 0; i < g.window; ++i)
+      for (index j = 0; j < g.window; ++j) {
+        const index at = corner + i * g.width + j;
+        // best == best is false only for a NaN, which then stays; !(v <= best) is v > best or v NaN.
+        if (image[best] == image[best] && !(image[at] <= image[best])) best = at;
+      }
+    return best;
+  }
+
+public:
+
   // ---- the hypergradient recurrence ----------------------------------------------------------
   /// One step of Eq. 35–36 for every row r (one tracked sample) of the states, in one pass:
   ///   dv_r ← p·dv_r + λ·grad_r + hv_r + weights[r]·sources.row(source_rows[r])

@@ -100,6 +100,25 @@ struct conv_geometry {
   [[nodiscard]] constexpr index out_pixels() const noexcept { return out_height() * out_width(); }
 };
 
+/// The geometry of a 2-d pooling on C × H × W inputs: square windows of side `window` moved by
+/// `stride` along both axes, no padding (windows that would cross the border are dropped, as in
+/// PyTorch). Windows overlap when stride < window.
+struct pool_geometry {
+  index channels = 0;
+  index height = 0;
+  index width = 0;
+  index window = 0;
+  index stride = 1;
+
+  [[nodiscard]] constexpr index out_height() const noexcept { return (height - window) / stride + 1; }
+  [[nodiscard]] constexpr index out_width() const noexcept { return (width - window) / stride + 1; }
+  [[nodiscard]] constexpr index out_pixels() const noexcept { return out_height() * out_width(); }
+  /// C · H · W: the columns of a pooling input.
+  [[nodiscard]] constexpr index input_size() const noexcept { return channels * height * width; }
+  /// C · Ho · Wo: the columns of a pooling output.
+  [[nodiscard]] constexpr index output_size() const noexcept { return channels * out_pixels(); }
+};
+
 /// Whether a GEMM operand is used as stored or transposed.
 enum class transpose : bool { no = false, yes = true };
 
