@@ -45,10 +45,14 @@
 #include "hydra/nn/models.hpp"
 #include "hydra/train/trainer.hpp"
 #include "support/flops.hpp"
+#include "support/inputs.hpp"
 
 namespace {
 
 using hydra::index;
+using hydra::bench::byte_rate;
+using hydra::bench::fill;
+using hydra::bench::giga_rate;
 using T = float;
 using B = hydra::cpu;
 using model_type = hydra::Mlp<T, B>;
@@ -61,20 +65,6 @@ constexpr index kTrainingSetSize = 50000;
 constexpr T kLearningRate = T(1e-3);
 constexpr T kMomentum = T(0.9);
 constexpr T kWeightDecay = T(5e-4);
-
-/// A deterministic value in [-1, 1) for entry i of stream `seed` (the formula of
-/// benchmarks/nn/network.bench.cpp).
-T pseudo_random(index i, std::uint32_t seed) {
-  std::uint32_t h = static_cast<std::uint32_t>(i) * 2654435761u + seed * 0x9E3779B9u;
-  h ^= h >> 15;
-  h *= 0x2C1B3C6Du;
-  h ^= h >> 12;
-  return static_cast<T>(static_cast<double>(h) / 2147483648.0 - 1.0);
-}
-
-void fill(hydra::vector_view<T> v, std::uint32_t seed, T scale = T(1)) {
-  for (index i = 0; i < v.size; ++i) v.data[i] = scale * pseudo_random(i, seed);
-}
 
 /// Mlp 784→H→10 with its parameters, one batch of B = 64 samples (indices 0..63), and the mean
 /// loss and gradient at w: everything a step_context points to. Built outside the timed loop.
@@ -92,11 +82,8 @@ struct problem {
   explicit problem(index h)
       : hidden(h), model(kInputs, {h}, kClasses, hydra::activation::relu), w(model.parameter_count()),
         gradient(model.parameter_count()) {
-    model.initialize(w.view(), [n = index{0}](double lo, double hi) mutable {
-      return lo + (hi - lo) * 0.5 * (static_cast<double>(pseudo_random(n++, 1)) + 1.0);
-    });
-    fill(x.flat(), 2, T(0.5));
-    for (index i = 0; i < x.size(); ++i) x.data()[i] += T(0.5);  // pixels in [0, 1)
+    model.initialize(w.view(), hydra::bench::deterministic_uniform(1));
+    hydra::bench::fill_pixels(x.flat(), 2);
     for (index b = 0; b < kBatch; ++b) {
       labels.push_back(static_cast<hydra::label_type>((b * 7) % kClasses));
       batch.push_back(b);
@@ -124,16 +111,6 @@ std::vector<index> first(index n) {
 double hessian_free_bytes(index n, index parameters) {
   return (4.0 * static_cast<double>(n) + static_cast<double>(std::min(n, kBatch))) *
          static_cast<double>(parameters) * sizeof(T);
-}
-
-/// A rate counter in bytes, printed in binary multiples (GiB/s), as in hydra_bench_nn.
-benchmark::Counter byte_rate(double per_iteration, benchmark::IterationCount iterations) {
-  return benchmark::Counter(per_iteration * static_cast<double>(iterations), benchmark::Counter::kIsRate,
-                            benchmark::Counter::OneK::kIs1024);
-}
-/// A rate counter that reads in units of 1e9 per second.
-benchmark::Counter giga_rate(double per_iteration, benchmark::IterationCount iterations) {
-  return benchmark::Counter(per_iteration * static_cast<double>(iterations) * 1e-9, benchmark::Counter::kIsRate);
 }
 
 /// Google Benchmark runs each case several times while it settles the iteration count, calling

@@ -9,7 +9,6 @@
 #include <benchmark/benchmark.h>
 
 #include <array>
-#include <cstdint>
 #include <vector>
 
 #include "hydra/backend/cpu.hpp"
@@ -17,10 +16,13 @@
 #include "hydra/nn/loss.hpp"
 #include "hydra/nn/models.hpp"
 #include "support/flops.hpp"
+#include "support/inputs.hpp"
 
 namespace {
 
 using hydra::index;
+using hydra::bench::fill;
+using hydra::bench::giga_rate;
 
 constexpr index kBatch = 64;
 constexpr index kInputs = 784;
@@ -28,22 +30,6 @@ constexpr index kHidden = 256;
 constexpr index kClasses = 10;
 /// Widths of the Dense chain 784 → 256 → 10.
 constexpr std::array<index, 3> kWidths{kInputs, kHidden, kClasses};
-
-/// A deterministic value in [-1, 1) for entry i of stream `seed` (a multiplicative hash, so a
-/// 50-million-entry direction matrix fills in a fraction of a second).
-template <class T>
-T pseudo_random(index i, std::uint32_t seed) {
-  std::uint32_t h = static_cast<std::uint32_t>(i) * 2654435761u + seed * 0x9E3779B9u;
-  h ^= h >> 15;
-  h *= 0x2C1B3C6Du;
-  h ^= h >> 12;
-  return static_cast<T>(static_cast<double>(h) / 2147483648.0 - 1.0);
-}
-
-template <class T>
-void fill(hydra::vector_view<T> v, std::uint32_t seed, T scale = T(1)) {
-  for (index i = 0; i < v.size; ++i) v.data[i] = scale * pseudo_random<T>(i, seed);
-}
 
 /// The model, its parameters and one batch, built once per benchmark run (outside the timed loop).
 /// Rates are per CPU second of this (single-threaded) process, Google Benchmark's default, which
@@ -58,24 +44,16 @@ struct problem {
 
   problem() {
     // PyTorch's default ranges; pixels in [0, 1) like normalised image data.
-    model.initialize(w.view(), [n = index{0}](double lo, double hi) mutable {
-      return lo + (hi - lo) * 0.5 * (pseudo_random<double>(n++, 1) + 1.0);
-    });
-    fill(x.flat(), 2, T(0.5));
-    for (index i = 0; i < x.size(); ++i) x.data()[i] += T(0.5);
+    model.initialize(w.view(), hydra::bench::deterministic_uniform(1));
+    hydra::bench::fill_pixels(x.flat(), 2);
     for (index b = 0; b < kBatch; ++b) labels.push_back(static_cast<hydra::label_type>((b * 7) % kClasses));
   }
   [[nodiscard]] hydra::batch_targets<T> y() const { return {labels.data(), {}}; }
 };
 
 /// FLOP counts of this model (formulas and their derivation: benchmarks/support/flops.hpp).
-constexpr double hvp_flops(index batch, index k) { return hydra::bench::hvp_flops(kWidths, batch, k); }
-constexpr double gradient_flops(index batch) { return hydra::bench::gradient_flops(kWidths, batch); }
-
-/// A rate counter that reads in units of 1e9 per second.
-benchmark::Counter giga_rate(double per_iteration, benchmark::IterationCount iterations) {
-  return benchmark::Counter(per_iteration * static_cast<double>(iterations) * 1e-9, benchmark::Counter::kIsRate);
-}
+inline double hvp_flops(index batch, index k) { return hydra::bench::hvp_flops(kWidths, batch, k); }
+inline double gradient_flops(index batch) { return hydra::bench::gradient_flops(kWidths, batch); }
 
 // ---- per-sample gradients: B × |w| rows, each sample's own gradient -----------------------------
 template <class T>

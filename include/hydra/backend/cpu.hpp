@@ -219,21 +219,30 @@ struct cpu {
     const index oh_n = g.out_height(), ow_n = g.out_width(), pixels = oh_n * ow_n;
     assert(x.cols == g.input_size() && cols.rows == g.patch_size() && cols.cols == x.rows * pixels);
     for (index c = 0; c < g.channels; ++c)
-      for (index i = 0; i < g.kernel_h; ++i)
+      for (index i = 0; i < g.kernel_h; ++i) {
+        const auto [oh_lo, oh_hi] = inside(g.padding - i, g.height, g.stride, oh_n);
         for (index j = 0; j < g.kernel_w; ++j) {
+          // The output columns whose input column ow·s − p + j lies in the image; the rest read padding.
+          const auto [ow_lo, ow_hi] = inside(g.padding - j, g.width, g.stride, ow_n);
           T* row = cols.row((c * g.kernel_h + i) * g.kernel_w + j);
           for (index b = 0; b < x.rows; ++b) {
             const T* image = x.row(b) + c * g.height * g.width;
             T* out = row + b * pixels;
-            for (index oh = 0; oh < oh_n; ++oh) {
-              const index h = oh * g.stride - g.padding + i;
-              for (index ow = 0; ow < ow_n; ++ow) {
-                const index w = ow * g.stride - g.padding + j;
-                out[oh * ow_n + ow] = (h >= 0 && h < g.height && w >= 0 && w < g.width) ? image[h * g.width + w] : T(0);
-              }
+            std::fill(out, out + oh_lo * ow_n, T(0));
+            for (index oh = oh_lo; oh < oh_hi; ++oh) {
+              // in[q] is the input under output column ow_lo + q (never a pointer outside the image).
+              const T* in = image + (oh * g.stride - g.padding + i) * g.width + ow_lo * g.stride - g.padding + j;
+              T* o = out + oh * ow_n;
+              std::fill(o, o + ow_lo, T(0));
+              if (g.stride == 1) std::copy(in, in + (ow_hi - ow_lo), o + ow_lo);
+              else
+                for (index q = 0; q < ow_hi - ow_lo; ++q) o[ow_lo + q] = in[q * g.stride];
+              std::fill(o + ow_hi, o + ow_n, T(0));
             }
+            std::fill(out + oh_hi * ow_n, out + pixels, T(0));
           }
         }
+      }
   }
   /// The adjoint of im2col: x (B × C·H·W) = the sum, over every column entry, of its value at the
   /// input position it was copied from (positions in the padding are dropped). Overwrites x.
@@ -243,22 +252,22 @@ struct cpu {
     assert(x.cols == g.input_size() && cols.rows == g.patch_size() && cols.cols == x.rows * pixels);
     fill(T(0), x);
     for (index c = 0; c < g.channels; ++c)
-      for (index i = 0; i < g.kernel_h; ++i)
+      for (index i = 0; i < g.kernel_h; ++i) {
+        const auto [oh_lo, oh_hi] = inside(g.padding - i, g.height, g.stride, oh_n);
         for (index j = 0; j < g.kernel_w; ++j) {
+          const auto [ow_lo, ow_hi] = inside(g.padding - j, g.width, g.stride, ow_n);
           const T* row = cols.row((c * g.kernel_h + i) * g.kernel_w + j);
           for (index b = 0; b < x.rows; ++b) {
             T* image = x.row(b) + c * g.height * g.width;
             const T* in = row + b * pixels;
-            for (index oh = 0; oh < oh_n; ++oh) {
-              const index h = oh * g.stride - g.padding + i;
-              if (h < 0 || h >= g.height) continue;
-              for (index ow = 0; ow < ow_n; ++ow) {
-                const index w = ow * g.stride - g.padding + j;
-                if (w >= 0 && w < g.width) image[h * g.width + w] += in[oh * ow_n + ow];
-              }
+            for (index oh = oh_lo; oh < oh_hi; ++oh) {
+              T* out = image + (oh * g.stride - g.padding + i) * g.width + ow_lo * g.stride - g.padding + j;
+              const T* o = in + oh * ow_n + ow_lo;
+              for (index q = 0; q < ow_hi - ow_lo; ++q) out[q * g.stride] += o[q];
             }
           }
         }
+      }
   }
   /// in (A × (M·N)) read as an A × M × N array, written to out (M × (A·N)) as M × A × N: the
   /// first two axes swapped, the last kept contiguous (NCHW batch-major ↔ channel-major).
@@ -360,6 +369,15 @@ struct cpu {
   }
 
 private:
+  /// The outputs o in [lo, hi) ⊆ [0, count) whose input o·stride − shift lies in [0, size): with
+  /// shift = padding − kernel offset, the rows (or columns) of an im2col row that read the image.
+  static std::pair<index, index> inside(index shift, index size, index stride, index count) {
+    const index lo = std::min(count, shift > 0 ? (shift + stride - 1) / stride : index{0});
+    const index end = size + shift;  // first o·stride that falls past the image
+    const index hi = end > 0 ? std::min(count, (end + stride - 1) / stride) : index{0};
+    return {lo, std::max(lo, hi)};
+  }
+
   /// Offset, within one channel's H × W image, of the largest entry of window (oh, ow): the first
   /// maximum in row-major window order, or the first NaN.
   template <class T>

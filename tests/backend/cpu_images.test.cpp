@@ -1,7 +1,9 @@
-// hydra::cpu, part 3: the pooling kernels against plain window loops in long double, for float
-// and double, on strided views (NaN in the input padding, a sentinel in the output padding), with
-// overlapping windows, borders that do not fill a window, ties and the k-block layout of the
-// R-passes. The pooling layers' derivatives are checked inside small models in tests/nn.
+// hydra::cpu, part 3: the image kernels. im2col/col2im against a plain gather loop over every
+// geometry corner (padding wider than the kernel reach, strides that skip inputs), and the pooling
+// kernels against plain window loops in long double, for float and double, on strided views (NaN in
+// the input padding, a sentinel in the output padding), with overlapping windows, borders that do
+// not fill a window, ties and the k-block layout of the R-passes. The layers' derivatives are
+// checked inside small models in tests/nn.
 
 #include <doctest/doctest.h>
 
@@ -17,6 +19,57 @@ namespace hydra::test {
 namespace {
 
 constexpr double sentinel = 777.25;
+
+// ---- im2col / col2im ----------------------------------------------------------------------
+
+TEST_CASE_TEMPLATE("im2col gathers receptive fields and col2im is its adjoint", T, float, double) {
+  random_source rng(10);
+  const conv_geometry shapes[] = {
+      {1, 28, 28, 5, 5, 1, 2},  // LeNet's conv1
+      {2, 5, 7, 3, 2, 2, 1},    // rectangular kernel, stride 2
+      {3, 6, 5, 3, 3, 3, 4},    // padding wider than the kernel: whole output rows read zeros
+      {1, 4, 4, 1, 1, 2, 0},    // a 1 × 1 kernel that skips every other input
+  };
+  for (const auto& g : shapes) {
+    CAPTURE(g.stride);
+    CAPTURE(g.padding);
+    const index batch = 2, oh_n = g.out_height(), ow_n = g.out_width(), pixels = g.out_pixels();
+    const auto x = rng.filled<T>(batch, g.input_size(), g.input_size() + 1);
+    host_matrix<T> cols(g.patch_size(), batch * pixels, batch * pixels + 2, T(sentinel));
+    cpu::im2col(g, x.cview(), cols.view());
+    ref_matrix expected(g.patch_size(), batch * pixels);
+    for (index c = 0; c < g.channels; ++c)
+      for (index i = 0; i < g.kernel_h; ++i)
+        for (index j = 0; j < g.kernel_w; ++j)
+          for (index b = 0; b < batch; ++b)
+            for (index oh = 0; oh < oh_n; ++oh)
+              for (index ow = 0; ow < ow_n; ++ow) {
+                const index h = oh * g.stride - g.padding + i, w = ow * g.stride - g.padding + j;
+                if (h >= 0 && h < g.height && w >= 0 && w < g.width)
+                  expected((c * g.kernel_h + i) * g.kernel_w + j, b * pixels + oh * ow_n + ow) =
+                      x(b, (c * g.height + h) * g.width + w);
+              }
+    CHECK(relative_error(cols, expected) == 0.0);  // copies and zeros, bit-exact
+    CHECK(cols.padding_is(T(sentinel)));
+
+    // <im2col(x), d> = <x, col2im(d)> for a random d.
+    const auto d = rng.filled<T>(g.patch_size(), batch * pixels, batch * pixels + 1);
+    host_matrix<T> back(batch, g.input_size(), g.input_size() + 2, T(sentinel));
+    cpu::col2im(g, d.cview(), back.view());
+    CHECK(back.padding_is(T(sentinel)));
+    real left = 0, right = 0, scale = 0;
+    for (index r = 0; r < g.patch_size(); ++r)
+      for (index q = 0; q < batch * pixels; ++q) {
+        left += real(cols(r, q)) * real(d(r, q));
+        scale += std::fabs(real(cols(r, q)) * real(d(r, q)));
+      }
+    for (index b = 0; b < batch; ++b)
+      for (index q = 0; q < g.input_size(); ++q) right += real(x(b, q)) * real(back(b, q));
+    CHECK(static_cast<double>(std::fabs(left - right) / scale) <= tol<T>);
+  }
+}
+
+// ---- pooling ---------------------------------------------------------------------------------
 
 const pool_geometry geometries[] = {
     {2, 4, 4, 2, 2},  // LeNet's 2 × 2 / 2
