@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -27,6 +28,7 @@ struct options {
   double learning_rate = 0.01;
   double momentum = 0.9;
   double weight_decay = 2e-5;
+  std::string model = "mlp";
   std::vector<index> hidden{128};
   index track = 300;
   index test_images = 5;
@@ -46,9 +48,9 @@ std::vector<index> choose_tracked(index n, index count, std::uint64_t seed) {
   return all;
 }
 
-template <class Policy>
-int run(const options& opt) {
-  using T = float;
+template <class Policy, class Model>
+int run(const options& opt, Model model, const std::string& description) {
+  using T = typename Model::scalar_type;
   const std::filesystem::path dir(opt.data_dir);
   const auto t0 = std::chrono::steady_clock::now();
   const auto all_train = load_idx_dataset<T>(dir / "train-images-idx3-ubyte.gz", dir / "train-labels-idx1-ubyte.gz");
@@ -57,7 +59,6 @@ int run(const options& opt) {
   const auto validation = split(all_train, 50000, 10000);
   if (opt.track < 0 || opt.track > train.size()) throw invalid_argument("--track must be in [0, 50000]");
 
-  Mlp<T> model(train.sample_size(), opt.hidden, 10);
   SoftmaxCrossEntropy<T> loss;
   SGD<T> optimizer(model.parameter_count(), {.momentum = opt.momentum, .weight_decay = opt.weight_decay});
   plateau_schedule schedule(opt.learning_rate, 0.5);
@@ -65,9 +66,9 @@ int run(const options& opt) {
   vector<T, cpu> w(model.parameter_count());
   model.initialize(w.view(), opt.seed);
   const auto tracked = choose_tracked(train.size(), opt.track, opt.seed);
-  hypergradient_tracker<Mlp<T>, SoftmaxCrossEntropy<T>, Policy> tracker(model, loss, optimizer, tracked, train.size());
-  fmt::print("Fashion-MNIST: {} train / {} validation / {} test. MLP 784 → {} → 10, {} parameters.\n",
-             train.size(), validation.size(), test.size(), fmt::join(opt.hidden, " → "), model.parameter_count());
+  hypergradient_tracker<Model, SoftmaxCrossEntropy<T>, Policy> tracker(model, loss, optimizer, tracked, train.size());
+  fmt::print("Fashion-MNIST: {} train / {} validation / {} test. {}, {} parameters.\n", train.size(),
+             validation.size(), test.size(), description, model.parameter_count());
   fmt::print("SGD lr {} (halved on plateaus), momentum {}, weight decay {}, batch {}, {} epochs; "
              "tracking {} training samples ({}).\n",
              opt.learning_rate, opt.momentum, opt.weight_decay, opt.batch_size, opt.epochs, tracked.size(), Policy::name);
@@ -117,14 +118,17 @@ int run(const options& opt) {
 
 int main(int argc, char** argv) {
   hydra::example::options opt;
-  CLI::App app{"HYDRA on Fashion-MNIST: train an MLP while tracking training samples, then explain test predictions"};
+  CLI::App app{"HYDRA on Fashion-MNIST: train an MLP or LeNet-5 while tracking training samples, then explain test predictions"};
   app.add_option("--data-dir", opt.data_dir, "folder with the four Fashion-MNIST .gz IDX files")->capture_default_str();
   app.add_option("--epochs", opt.epochs, "training epochs")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--batch-size", opt.batch_size, "mini-batch size")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--lr", opt.learning_rate, "initial learning rate")->capture_default_str();
   app.add_option("--momentum", opt.momentum, "SGD momentum p")->capture_default_str();
   app.add_option("--weight-decay", opt.weight_decay, "weight decay λ")->capture_default_str();
-  app.add_option("--hidden", opt.hidden, "hidden layer widths")->capture_default_str()->expected(0, -1);
+  app.add_option("--model", opt.model, "mlp (see --hidden) or lenet5 (the paper's network)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"mlp", "lenet5"}));
+  app.add_option("--hidden", opt.hidden, "hidden layer widths of --model mlp")->capture_default_str()->expected(0, -1);
   app.add_option("--track", opt.track, "how many training samples to track (chosen by the seed)")->capture_default_str();
   app.add_option("--test-images", opt.test_images, "test images to explain")->capture_default_str();
   app.add_option("--top", opt.top, "helpful/harmful samples listed per test image")->capture_default_str();
@@ -132,7 +136,14 @@ int main(int argc, char** argv) {
   app.add_option("--seed", opt.seed, "seed of initialisation, batch order and tracked samples")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
-    return opt.method == "exact" ? hydra::example::run<hydra::Exact>(opt) : hydra::example::run<hydra::HessianFree>(opt);
+    using namespace hydra;
+    auto with_model = [&](auto model, const std::string& description) {
+      return opt.method == "exact" ? example::run<Exact>(opt, std::move(model), description)
+                                   : example::run<HessianFree>(opt, std::move(model), description);
+    };
+    if (opt.model == "lenet5") return with_model(LeNet5<float>(), "LeNet-5");
+    return with_model(Mlp<float>(784, opt.hidden, 10),
+                      fmt::format("MLP 784 → {} → 10", fmt::join(opt.hidden, " → ")));
   } catch (const hydra::error& e) {
     std::fprintf(stderr, "fashion_mnist_attribution: error: %s\n", e.what());
     return 1;
