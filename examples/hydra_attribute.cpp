@@ -5,12 +5,17 @@
 //   contributions.npy   n_tracked × M, entry (k, j) = C(track[k], j) = −(1/N)·∇ℓ(test_j, w_T)·dw_T/dε
 //   tracked.npy         the tracked indices (int64)
 // Positive contributions help: removing the sample would raise that test loss. See docs/attribution.md.
+// --method influence runs the influence-function baseline instead (docs/influence.md): the same
+// training, then C_IF(i, j) = (1/N)·∇ℓ(test_j)ᵀ·H⁻¹·∇ℓ(z_i) at w_T into contributions.npy, with H⁻¹
+// applied by --ihvp explicit|cg|lissa; it writes no hypergradients.npy.
 
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
+#include <type_traits>
+#include <variant>
 #include <span>
 #include <string>
 #include <vector>
@@ -23,6 +28,7 @@
 #include <hydra/hydra.hpp>
 #include <hydra/hypergradient/approximation_error.hpp>
 #include <hydra/hypergradient/tracker.hpp>
+#include <hydra/influence/influence.hpp>
 #include <hydra/nn/lenet.hpp>
 #include <hydra/nn/model_spec.hpp>
 
@@ -34,7 +40,47 @@ struct options {
   hydra::index epochs = 1, batch_size = 64;
   std::uint64_t seed = 0;
   double lr = 0.01, momentum = 0.9, weight_decay = 0;
+  // --method influence
+  std::string ihvp = "cg";
+  double damping = 0, cg_tolerance = 1e-6, lissa_scale = 25;
+  hydra::index cg_max_iterations = 100, lissa_depth = 5000, lissa_repeats = 1;
 };
+
+/// The policy slot's value for --method influence: train without tracking, then the baseline.
+struct Influence {
+  static constexpr const char* name = "influence";
+};
+
+/// The inverse-HVP settings of the --ihvp, --damping, --cg-* and --lissa-* flags.
+inline ihvp_options ihvp_settings(const options& opt) {
+  ihvp_options o;
+  o.method = parse_ihvp_method(opt.ihvp);
+  o.explicit_hessian.damping = opt.damping;
+  o.cg = {.damping = opt.damping, .tolerance = opt.cg_tolerance, .max_iterations = opt.cg_max_iterations};
+  o.lissa.damping = opt.damping;
+  o.lissa.scale = opt.lissa_scale;
+  o.lissa.depth = opt.lissa_depth;
+  o.lissa.repeats = opt.lissa_repeats;
+  o.lissa.batch_size = opt.batch_size;
+  o.lissa.seed = opt.seed;
+  return o;
+}
+
+/// One line on how the inverse-HVP solve went.
+inline std::string describe(const ihvp_report& report) {
+  if (const auto* e = std::get_if<explicit_report>(&report))
+    return fmt::format("explicit Hessian ({} parameters, {} HVP passes), Cholesky pivots in [{:.3e}, {:.3e}]",
+                       e->parameters, e->hvp_passes, e->min_pivot, e->max_pivot);
+  if (const auto* c = std::get_if<cg_report>(&report))
+    return fmt::format("conjugate gradient {} in at most {} iterations ({} HVP passes), largest relative residual {:.2e}",
+                       c->converged() ? "converged" : "did NOT converge", c->max_iterations(), c->hvp_passes,
+                       c->max_relative_residual());
+  const auto& l = std::get<lissa_report>(report);
+  double change = 0;
+  for (double v : l.final_relative_change) change = std::max(change, v);
+  return fmt::format("LiSSA depth {} x {} repeats, damping s·δ = {:.3e}, last relative change {:.2e}", l.depth,
+                     l.repeats, l.effective_damping, change);
+}
 
 [[noreturn]] inline void fail(const std::string& message) { throw hydra::invalid_argument(message); }
 
@@ -137,34 +183,55 @@ int run(const options& opt, Model& model, const model_input& input) {
 
   SGD<T> optimizer(P, {.momentum = opt.momentum, .weight_decay = opt.weight_decay});
   trainer fit(model, loss, optimizer, schedule);
-  hypergradient_tracker<Model, SoftmaxCrossEntropy<T>, Policy> tracker(model, loss, optimizer, tracked, N);
-  fmt::print("hydra-attribute: {} training / {} test samples, model {} ({} parameters), {} steps, tracking {} samples ({}, {})\n",
-             N, test.size(), opt.model, P, order.steps(), n, Policy::name, opt.precision);
+  fmt::print("hydra-attribute: {} training / {} test samples, model {} ({} parameters), {} steps, {} {} samples ({}, {})\n",
+             N, test.size(), opt.model, P, order.steps(), std::is_same_v<Policy, Influence> ? "explaining" : "tracking",
+             n, Policy::name, opt.precision);
   std::fflush(stdout);
-  if constexpr (Policy::hessian_aware) {
-    fit.fit(w.view(), train, order, nullptr, tracker);
-  } else {  // Theorem 1 bounds the Hessian-free error: warn (stderr) when the run is outside its conditions
-    theorem1_conditions theorem(opt.weight_decay);
-    fit.fit(w.view(), train, order, nullptr, tracker, theorem);
-  }
-
-  const auto C = test_contributions(model, loss, std::as_const(w).view(), test, tracker.hypergradients(), N);
   const std::filesystem::path out(opt.out);
-  std::filesystem::create_directories(out);
+  matrix<T, cpu> C;
+  if constexpr (std::is_same_v<Policy, Influence>) {
+    const auto settings = ihvp_settings(opt);  // checked before the training run, not after it
+    if (settings.method == ihvp_method::explicit_hessian && P > settings.explicit_hessian.max_parameters)
+      fail("--ihvp explicit forms the " + std::to_string(P) + " x " + std::to_string(P) + " Hessian of a model with " +
+           std::to_string(P) + " parameters; it is limited to " +
+           std::to_string(settings.explicit_hessian.max_parameters) + " (use --ihvp cg or lissa)");
+    for (std::size_t r = 0; r < tracked.size(); ++r)
+      if (tracked[r] < 0 || tracked[r] >= N)
+        fail("--track " + opt.track + ": index " + std::to_string(tracked[r]) + " at position " + std::to_string(r) +
+             " is outside the training set [0, " + std::to_string(N) + ")");
+    fit.fit(w.view(), train, order, nullptr);
+    auto result = influence(model, loss, std::as_const(w).view(), train, tracked, test, static_cast<T>(opt.weight_decay),
+                            {.ihvp = settings});
+    fmt::print("influence functions: {}\n", describe(result.report));
+    C = std::move(result.contributions);
+    std::filesystem::create_directories(out);
+    std::filesystem::remove(out / "hypergradients.npy");  // from an earlier HYDRA run into the same folder
+  } else {
+    hypergradient_tracker<Model, SoftmaxCrossEntropy<T>, Policy> tracker(model, loss, optimizer, tracked, N);
+    if constexpr (Policy::hessian_aware) {
+      fit.fit(w.view(), train, order, nullptr, tracker);
+    } else {  // Theorem 1 bounds the Hessian-free error: warn (stderr) when the run is outside its conditions
+      theorem1_conditions theorem(opt.weight_decay);
+      fit.fit(w.view(), train, order, nullptr, tracker, theorem);
+    }
+    C = test_contributions(model, loss, std::as_const(w).view(), test, tracker.hypergradients(), N);
+    std::filesystem::create_directories(out);
+    save_matrix<T>(out / "hypergradients.npy", tracker.hypergradients());
+  }
   save_npy(out / "weights.npy", w.to_host(), {P});
-  save_matrix<T>(out / "hypergradients.npy", tracker.hypergradients());
-  save_matrix<T>(out / "contributions.npy", C.view());
+  save_matrix<T>(out / "contributions.npy", std::as_const(C).view());
   std::vector<std::int64_t> tracked64(tracked.begin(), tracked.end());
   save_npy(out / "tracked.npy", tracked64, {n});
 
   const auto train_eval = fit.evaluate(std::as_const(w).view(), train);
   const auto test_eval = fit.evaluate(std::as_const(w).view(), test);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  fmt::print("train accuracy {:.2f}%, test accuracy {:.2f}%, {:.1f} s; wrote {}/{{weights,hypergradients,contributions,tracked}}.npy\n",
-             100 * train_eval.accuracy, 100 * test_eval.accuracy, seconds, opt.out);
+  fmt::print("train accuracy {:.2f}%, test accuracy {:.2f}%, {:.1f} s; wrote {}/{{weights,{}contributions,tracked}}.npy\n",
+             100 * train_eval.accuracy, 100 * test_eval.accuracy, seconds, opt.out,
+             std::is_same_v<Policy, Influence> ? "" : "hypergradients,");
   if (n > 0 && test.size() > 0) {
-    const auto helpful = most_helpful<T>(tracked, C.view(), 0, 3);
-    const auto harmful = most_harmful<T>(tracked, C.view(), 0, 3);
+    const auto helpful = most_helpful<T>(tracked, std::as_const(C).view(), 0, 3);
+    const auto harmful = most_harmful<T>(tracked, std::as_const(C).view(), 0, 3);
     fmt::print("test point 0 (label {}): most helpful", test.label(0));
     for (const auto& s : helpful) fmt::print("  #{} (label {}, C = {:+.3e})", s.sample, train.label(s.sample), s.score);
     fmt::print("\n                       most harmful");
@@ -194,7 +261,18 @@ int main(int argc, char** argv) {
   app.add_option("--momentum", opt.momentum, "SGD momentum p")->capture_default_str();
   app.add_option("--weight-decay", opt.weight_decay, "weight decay λ")->capture_default_str();
   app.add_option("--track", opt.track, "int64 indices of the training samples to track, or 'all'")->capture_default_str();
-  app.add_option("--method", opt.method, "hessian-free or exact")->capture_default_str()->check(CLI::IsMember({"hessian-free", "exact"}));
+  app.add_option("--method", opt.method, "hessian-free, exact (HYDRA) or influence (the influence-function baseline)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"hessian-free", "exact", "influence"}));
+  app.add_option("--ihvp", opt.ihvp, "influence: how H⁻¹ is applied, explicit, cg or lissa")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"explicit", "cg", "lissa"}));
+  app.add_option("--damping", opt.damping, "influence: damping δ (H + δI; LiSSA: H + s·δI)")->capture_default_str();
+  app.add_option("--cg-tol", opt.cg_tolerance, "influence, cg: relative residual tolerance")->capture_default_str();
+  app.add_option("--cg-max-iter", opt.cg_max_iterations, "influence, cg: iteration cap")->capture_default_str();
+  app.add_option("--lissa-scale", opt.lissa_scale, "influence, lissa: scale s")->capture_default_str();
+  app.add_option("--lissa-depth", opt.lissa_depth, "influence, lissa: iterations per repeat")->capture_default_str();
+  app.add_option("--lissa-repeats", opt.lissa_repeats, "influence, lissa: repeats averaged")->capture_default_str();
   app.add_option("--precision", opt.precision, "float32 or float64")->capture_default_str()->check(CLI::IsMember({"float32", "float64"}));
   app.add_option("--out", opt.out, "output folder")->required();
   app.failure_message([](const CLI::App*, const CLI::Error& e) {  // one line, like every other error
@@ -202,9 +280,14 @@ int main(int argc, char** argv) {
   });
   CLI11_PARSE(app, argc, argv);
   try {
-    const bool exact = opt.method == "exact";
-    if (opt.precision == "float64") return exact ? hydra::cli::run<double, hydra::Exact>(opt) : hydra::cli::run<double, hydra::HessianFree>(opt);
-    return exact ? hydra::cli::run<float, hydra::Exact>(opt) : hydra::cli::run<float, hydra::HessianFree>(opt);
+    using namespace hydra::cli;
+    auto with_precision = [&]<class T>() {
+      if (opt.method == "exact") return run<T, hydra::Exact>(opt);
+      if (opt.method == "influence") return run<T, Influence>(opt);
+      return run<T, hydra::HessianFree>(opt);
+    };
+    return opt.precision == "float64" ? with_precision.template operator()<double>()
+                                      : with_precision.template operator()<float>();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "hydra-attribute: error: %s\n", e.what());
     return 1;

@@ -32,13 +32,6 @@ struct options {
   hydra::index train_size = 50000;
 };
 
-hydra::activation parse_activation(const std::string& name) {
-  if (name == "relu") return hydra::activation::relu;
-  if (name == "tanh") return hydra::activation::tanh;
-  if (name == "sigmoid") return hydra::activation::sigmoid;
-  throw hydra::invalid_argument("unknown activation '" + name + "' (relu, tanh or sigmoid)");
-}
-
 template <class Model>
 int run(const options& opt, Model model, const std::string& description) {
   using T = typename Model::scalar_type;
@@ -94,14 +87,16 @@ int main(int argc, char** argv) {
   app.add_option("--weight-decay", opt.weight_decay, "L2 coefficient λ")->capture_default_str();
   app.add_option("--plateau-factor", opt.plateau_factor, "learning-rate factor on a plateau")->capture_default_str();
   app.add_option("--hidden", opt.hidden, "hidden layer widths of --model mlp")->capture_default_str()->expected(0, -1);
-  app.add_option("--activation", opt.activation, "relu, tanh or sigmoid")->capture_default_str();
+  app.add_option("--activation", opt.activation, "relu, tanh or sigmoid")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"relu", "tanh", "sigmoid"}));
   app.add_option("--seed", opt.seed, "seed of the initialisation and the batch order")->capture_default_str();
   app.add_option("--train-size", opt.train_size, "training samples; the rest of the 60,000 validate")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
     if (opt.model == "lenet5") return run(opt, hydra::LeNet5<float>(), "LeNet-5 (1 x 28 x 28 inputs)");
-    hydra::Mlp<float> mlp(784, opt.hidden, 10, parse_activation(opt.activation));
+    hydra::Mlp<float> mlp(784, opt.hidden, 10, *hydra::activation_named(opt.activation));
     return run(opt, std::move(mlp), fmt::format("MLP 784 → {} → 10 ({})", fmt::join(opt.hidden, " → "), opt.activation));
   } catch (const hydra::error& e) {
     std::fprintf(stderr, "train_fashion_mnist: %s\n", e.what());

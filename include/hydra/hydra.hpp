@@ -9,9 +9,12 @@
 //   data/      datasets, IDX / NPY / CIFAR-10 readers, batch orders (Dataset concept)
 //   train/     the training loop with per-step callbacks
 //   hypergradient/  dw_T/dε_i through training: Exact and HessianFree trackers, approximation error
-//   attribution/    contributions C(i, j) and ranking helpers
+//   attribution/    contributions C(i, j), ranking helpers, ground truth by retraining
+//   influence/      the influence-function baseline (explicit, conjugate gradient, LiSSA)
+//   metrics/        sign error, rank correlation, detection AUC, k-means / Jaccard, class matrix
 
 #include "hydra/attribution/contributions.hpp"
+#include "hydra/attribution/ground_truth.hpp"
 #include "hydra/attribution/ranking.hpp"
 #include "hydra/backend/concepts.hpp"
 #include "hydra/backend/cpu.hpp"
@@ -28,6 +31,8 @@
 #include "hydra/hypergradient/approximation_error.hpp"
 #include "hydra/hypergradient/policy.hpp"
 #include "hydra/hypergradient/tracker.hpp"
+#include "hydra/influence/influence.hpp"
+#include "hydra/metrics/metrics.hpp"
 #include "hydra/nn/activation.hpp"
 #include "hydra/nn/concepts.hpp"
 #include "hydra/nn/conv2d.hpp"

@@ -6,6 +6,8 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
+#include <string_view>
 #include <type_traits>
 
 namespace hydra {
@@ -133,6 +135,13 @@ enum class activation { identity, relu, tanh, sigmoid };
     case activation::sigmoid: return "sigmoid";
   }
   return "?";
+}
+
+/// The activation named by name_of's text ("relu", "tanh", ...), or nothing for any other text.
+[[nodiscard]] constexpr std::optional<activation> activation_named(std::string_view name) noexcept {
+  for (auto a : {activation::identity, activation::relu, activation::tanh, activation::sigmoid})
+    if (name == name_of(a)) return a;
+  return std::nullopt;
 }
 
 } // namespace hydra

@@ -56,10 +56,10 @@ inline std::vector<index> parse_sizes(std::string_view list, const std::string& 
   if (kind == "mlp") {
     if (const auto second = rest.find(':'); second != std::string_view::npos) {
       const auto act = rest.substr(second + 1);
-      if (act == "relu") result.hidden_activation = activation::relu;
-      else if (act == "tanh") result.hidden_activation = activation::tanh;
-      else if (act == "sigmoid") result.hidden_activation = activation::sigmoid;
-      else throw invalid_argument("model spec '" + spec + "': unknown activation '" + std::string(act) + "' (relu, tanh or sigmoid)");
+      const auto f = activation_named(act);
+      if (!f || *f == activation::identity)
+        throw invalid_argument("model spec '" + spec + "': unknown activation '" + std::string(act) + "' (relu, tanh or sigmoid)");
+      result.hidden_activation = *f;
       rest = rest.substr(0, second);
     }
     const auto sizes = detail::parse_sizes(rest, spec);
