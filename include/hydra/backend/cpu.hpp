@@ -296,16 +296,10 @@ struct cpu {
     assert(x.cols == g.input_size() && d_y.cols == g.output_size() && d_x.cols == x.cols && d_x.rows == d_y.rows);
     assert(x.rows > 0 ? d_y.rows % x.rows == 0 : d_y.rows == 0);
     fill(T(0), d_x);
-    const index batch = x.rows, k = batch > 0 ? d_y.rows / batch : 0, image = g.height * g.width;
-    const index oh_n = g.out_height(), ow_n = g.out_width();
-    for (index b = 0; b < batch; ++b)
-      for (index c = 0; c < g.channels; ++c)
-        for (index oh = 0; oh < oh_n; ++oh)
-          for (index ow = 0; ow < ow_n; ++ow) {
-            const index from = c * image + window_argmax(g, x.row(b) + c * image, oh, ow);
-            const index to = (c * oh_n + oh) * ow_n + ow;
-            for (index j = 0; j < k; ++j) d_x.row(j * batch + b)[from] += d_y.row(j * batch + b)[to];
-          }
+    const index batch = x.rows, k = batch > 0 ? d_y.rows / batch : 0;
+    for_each_window_argmax<T>(g, x, [&](index b, index from, index to) {
+      for (index j = 0; j < k; ++j) d_x.row(j * batch + b)[from] += d_y.row(j * batch + b)[to];
+    });
   }
   /// r_y = r_x at the argmax of x's windows, for each of the k = r_x.rows / x.rows blocks (row
   /// j·B + b of r_x is routed by x.row(b)): max pooling's R-operator uses the first-order argmax.
@@ -313,16 +307,10 @@ struct cpu {
   static void max_pool_tangent(const pool_geometry& g, cmatrix<T> x, cmatrix<T> r_x, matrix_view<T> r_y) {
     assert(x.cols == g.input_size() && r_x.cols == x.cols && r_y.cols == g.output_size() && r_y.rows == r_x.rows);
     assert(x.rows > 0 ? r_x.rows % x.rows == 0 : r_x.rows == 0);
-    const index batch = x.rows, k = batch > 0 ? r_x.rows / batch : 0, image = g.height * g.width;
-    const index oh_n = g.out_height(), ow_n = g.out_width();
-    for (index b = 0; b < batch; ++b)
-      for (index c = 0; c < g.channels; ++c)
-        for (index oh = 0; oh < oh_n; ++oh)
-          for (index ow = 0; ow < ow_n; ++ow) {
-            const index from = c * image + window_argmax(g, x.row(b) + c * image, oh, ow);
-            const index to = (c * oh_n + oh) * ow_n + ow;
-            for (index j = 0; j < k; ++j) r_y.row(j * batch + b)[to] = r_x.row(j * batch + b)[from];
-          }
+    const index batch = x.rows, k = batch > 0 ? r_x.rows / batch : 0;
+    for_each_window_argmax<T>(g, x, [&](index b, index from, index to) {
+      for (index j = 0; j < k; ++j) r_y.row(j * batch + b)[to] = r_x.row(j * batch + b)[from];
+    });
   }
   /// y[b, c, oh, ow] = the mean of x[b, c, oh·s + i, ow·s + j] over i, j in [0, window). Linear:
   /// it is also the tangent of average pooling, for any number of rows.
@@ -376,6 +364,18 @@ private:
     const index end = size + shift;  // first o·stride that falls past the image
     const index hi = end > 0 ? std::min(count, (end + stride - 1) / stride) : index{0};
     return {lo, std::max(lo, hi)};
+  }
+
+  /// f(b, from, to) for every window of every row b of x: `from` is the offset in the row of the
+  /// window's argmax, `to` the offset of the window's output in a pooled row.
+  template <class T, class F>
+  static void for_each_window_argmax(const pool_geometry& g, cmatrix<T> x, F&& f) {
+    const index image = g.height * g.width, oh_n = g.out_height(), ow_n = g.out_width();
+    for (index b = 0; b < x.rows; ++b)
+      for (index c = 0; c < g.channels; ++c)
+        for (index oh = 0; oh < oh_n; ++oh)
+          for (index ow = 0; ow < ow_n; ++ow)
+            f(b, c * image + window_argmax(g, x.row(b) + c * image, oh, ow), (c * oh_n + oh) * ow_n + ow);
   }
 
   /// Offset, within one channel's H × W image, of the largest entry of window (oh, ow): the first
