@@ -15,6 +15,7 @@
 #include "hydra/optim/sgd.hpp"
 #include "support/flops.hpp"
 #include "support/inputs.hpp"
+#include "support/problem.hpp"
 
 namespace {
 
@@ -30,19 +31,8 @@ constexpr index kClasses = 10;
 constexpr std::array<double, 5> kMacs{6.0 * 28 * 28 * 25, 16.0 * 10 * 10 * 150, 400.0 * 120, 120.0 * 84, 84.0 * 10};
 
 template <class T>
-struct problem {
-  hydra::LeNet5<T> model;
-  hydra::SoftmaxCrossEntropy<T> loss;
-  hydra::vector<T, hydra::cpu> w{model.parameter_count()};
-  hydra::matrix<T, hydra::cpu> x{kBatch, model.input_size()};
-  std::vector<hydra::label_type> labels;
-
-  problem() {
-    model.initialize(w.view(), hydra::bench::deterministic_uniform(1));
-    hydra::bench::fill_pixels(x.flat(), 2);
-    for (index b = 0; b < kBatch; ++b) labels.push_back(static_cast<hydra::label_type>((b * 7) % kClasses));
-  }
-  [[nodiscard]] hydra::batch_targets<T> y() const { return {labels.data(), {}}; }
+struct problem : hydra::bench::classification_batch<hydra::LeNet5<T>> {
+  problem() : hydra::bench::classification_batch<hydra::LeNet5<T>>(hydra::LeNet5<T>(), kBatch) {}
 };
 
 template <class T>

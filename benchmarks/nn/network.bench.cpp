@@ -17,6 +17,7 @@
 #include "hydra/nn/models.hpp"
 #include "support/flops.hpp"
 #include "support/inputs.hpp"
+#include "support/problem.hpp"
 
 namespace {
 
@@ -35,20 +36,10 @@ constexpr std::array<index, 3> kWidths{kInputs, kHidden, kClasses};
 /// Rates are per CPU second of this (single-threaded) process, Google Benchmark's default, which
 /// is less disturbed than wall time when the machine is shared.
 template <class T>
-struct problem {
-  hydra::Mlp<T> model{kInputs, {kHidden}, kClasses, hydra::activation::relu};
-  hydra::SoftmaxCrossEntropy<T> loss;
-  hydra::vector<T, hydra::cpu> w{model.parameter_count()};
-  hydra::matrix<T, hydra::cpu> x{kBatch, kInputs};
-  std::vector<hydra::label_type> labels;
-
-  problem() {
-    // PyTorch's default ranges; pixels in [0, 1) like normalised image data.
-    model.initialize(w.view(), hydra::bench::deterministic_uniform(1));
-    hydra::bench::fill_pixels(x.flat(), 2);
-    for (index b = 0; b < kBatch; ++b) labels.push_back(static_cast<hydra::label_type>((b * 7) % kClasses));
-  }
-  [[nodiscard]] hydra::batch_targets<T> y() const { return {labels.data(), {}}; }
+struct problem : hydra::bench::classification_batch<hydra::Mlp<T>> {
+  problem()
+      : hydra::bench::classification_batch<hydra::Mlp<T>>(
+            hydra::Mlp<T>(kInputs, {kHidden}, kClasses, hydra::activation::relu), kBatch) {}
 };
 
 /// FLOP counts of this model (formulas and their derivation: benchmarks/support/flops.hpp).

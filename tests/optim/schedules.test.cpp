@@ -11,23 +11,15 @@
 #include <vector>
 
 #include "hydra/optim/schedules.hpp"
+#include "support/messages.hpp"
 
 namespace {
 
 using hydra::index;
 constexpr double absent = std::numeric_limits<double>::quiet_NaN();
 
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "<nothing thrown>";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using hydra::test::contains;
+using hydra::test::message_of;
 
 /// Runs `steps_per_epoch` steps, then reports an epoch with the given losses.
 template <class S>

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "hydra/optim/sgd.hpp"
+#include "support/messages.hpp"
 
 namespace {
 
@@ -25,17 +26,8 @@ hydra::vector_view<const T> cview(const hydra::vector<T, hydra::cpu>& v) {
   return v.view();
 }
 
-template <class E, class F>
-std::string message_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  return "<nothing thrown>";
-}
-
-bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
+using hydra::test::contains;
+using hydra::test::message_of;
 
 } // namespace
 
