@@ -35,6 +35,7 @@ struct cpu_reexport : private cpu {
   using cpu::row_outer_products;
   using cpu::all_finite;
   using cpu::hypergradient_update;
+  using cpu::hypergradient_transfer;
   using cpu::im2col;
   using cpu::col2im;
   using cpu::swap_leading_axes;
@@ -76,6 +77,7 @@ struct cpu_without_gemm_batched : private cpu {
   using cpu::row_outer_products;
   using cpu::all_finite;
   using cpu::hypergradient_update;
+  using cpu::hypergradient_transfer;
   using cpu::im2col;
   using cpu::col2im;
   using cpu::swap_leading_axes;
@@ -132,6 +134,7 @@ struct cpu_without_buffer : private cpu {
   using cpu::row_outer_products;
   using cpu::all_finite;
   using cpu::hypergradient_update;
+  using cpu::hypergradient_transfer;
   using cpu::im2col;
   using cpu::col2im;
   using cpu::swap_leading_axes;
@@ -187,6 +190,7 @@ struct cpu_without_name : private cpu {
   using cpu::row_outer_products;
   using cpu::all_finite;
   using cpu::hypergradient_update;
+  using cpu::hypergradient_transfer;
   using cpu::im2col;
   using cpu::col2im;
   using cpu::swap_leading_axes;

@@ -687,4 +687,68 @@ TEST_CASE_TEMPLATE("hypergradient_update: one step of Eq. 35-36 per row, with an
   }
 }
 
+TEST_CASE_TEMPLATE("hypergradient_transfer: a 2 x 2 transfer per listed row, a gradient term, zero transfers write only", T,
+                   float, double) {
+  random_source rng(67);
+  const index n = 5, P = 4100, batch = 3;  // P spans two of the kernel's 2048-element blocks
+  auto dv0 = rng.values<T>(static_cast<std::size_t>(n * P), -1, 1);
+  auto grad0 = rng.values<T>(static_cast<std::size_t>(n * P), -1, 1);
+  const auto sources = rng.values<T>(static_cast<std::size_t>(batch * P), -1, 1);
+  const T eta = T(0.3);
+  // Listed rows 3, 0, 4: a transfer with a source, a transfer without, a zero transfer (never
+  // touched: its old contents, here NaN, must not be read) with a source. Rows 1 and 2 unlisted.
+  const std::vector<index> state_rows{3, 0, 4};
+  const std::vector<T> transfers{T(0.9), T(0.01), T(-0.27), T(0.997), T(0.5), T(-0.25), T(0.125), T(2), 0, 0, 0, 0};
+  const std::vector<index> source_rows{2, -1, 0};
+  const std::vector<T> weights{T(7), T(99), T(3.5)};
+  for (index k = 0; k < P; ++k) dv0[static_cast<std::size_t>(4 * P + k)] = std::numeric_limits<T>::quiet_NaN();
+  auto dv = dv0, grad = grad0;
+  CHECK(cpu::hypergradient_transfer(3, state_rows.data(), transfers.data(), source_rows.data(), weights.data(), eta,
+                                    matrix_view<const T>(sources.data(), batch, P), matrix_view<T>(dv.data(), n, P),
+                                    matrix_view<T>(grad.data(), n, P)));
+  ref_matrix want_dv(n, P), want_grad(n, P);
+  for (index r = 0; r < n; ++r)
+    for (index k = 0; k < P; ++k) {
+      const auto at = static_cast<std::size_t>(r * P + k);
+      want_dv(r, k) = real(dv0[at]);
+      want_grad(r, k) = real(grad0[at]);
+    }
+  for (std::size_t j = 0; j < state_rows.size(); ++j) {
+    const index r = state_rows[j];
+    const bool fresh = j == 2;
+    for (index k = 0; k < P; ++k) {
+      const auto at = static_cast<std::size_t>(r * P + k);
+      const real d = fresh ? 0 : real(dv0[at]), g = real(grad0[at]);
+      const auto* m = transfers.data() + 4 * j;
+      real nd = fresh ? 0 : real(m[0]) * d + real(m[1]) * g;
+      real ng = fresh ? 0 : real(m[2]) * d + real(m[3]) * g;
+      if (source_rows[j] >= 0) {
+        const real s = real(weights[j]) * real(sources[static_cast<std::size_t>(source_rows[j] * P + k)]);
+        nd += s;
+        ng -= real(eta) * s;
+      }
+      want_dv(r, k) = nd;
+      want_grad(r, k) = ng;
+    }
+  }
+  host_matrix<T> got_dv(n, P), got_grad(n, P);
+  got_dv.data = dv;
+  got_grad.data = grad;
+  CHECK(relative_error(got_dv, want_dv) <= tol<T>);
+  CHECK(relative_error(got_grad, want_grad) <= tol<T>);
+  // Unlisted rows are untouched, bit for bit.
+  for (const index r : {index{1}, index{2}})
+    for (index k = 0; k < P; ++k) {
+      const auto at = static_cast<std::size_t>(r * P + k);
+      CHECK_EQ(dv[at], dv0[at]);
+      CHECK_EQ(grad[at], grad0[at]);
+    }
+  // A NaN read through a non-zero transfer is reported.
+  auto bad_dv = dv0, bad_grad = grad0;
+  const std::vector<index> nan_row{4};
+  CHECK_FALSE(cpu::hypergradient_transfer(1, nan_row.data(), transfers.data(), source_rows.data(), weights.data(), eta,
+                                          matrix_view<const T>(sources.data(), batch, P),
+                                          matrix_view<T>(bad_dv.data(), n, P), matrix_view<T>(bad_grad.data(), n, P)));
+}
+
 } // namespace hydra::test

@@ -147,8 +147,13 @@ TEST_CASE("HessianFree equals Exact when the loss is linear in w") {
   std::vector<double> w0(static_cast<std::size_t>(model.parameter_count()), 0.1);
   const std::vector<index> tracked{0, 2, 5, 8};
   const auto exact = tracked_hypergradients<Exact>(model, loss, data, order, w0, run, tracked);
-  const auto free = tracked_hypergradients<HessianFree>(model, loss, data, order, w0, run, tracked);
-  CHECK(relative_error(free, exact) == 0.0);
+  // Eager HessianFree performs the very same floating-point operations as Exact with a zero
+  // Hessian; the lazy update regroups them into 2 × 2 transfers, so it agrees to rounding.
+  const auto eager = tracked_hypergradients<HessianFree>(model, loss, data, order, w0, run, tracked,
+                                                         {.update = update_mode::eager});
+  CHECK(relative_error(eager, exact) == 0.0);
+  const auto lazy = tracked_hypergradients<HessianFree>(model, loss, data, order, w0, run, tracked);
+  CHECK(relative_error(lazy, exact) <= 1e-14);
   // And both are right: the linear case against retraining too.
   const auto reference = retraining_derivative(model, loss, data, order, w0, run, 5, 1e-3);
   const index P = model.parameter_count();

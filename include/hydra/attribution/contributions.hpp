@@ -79,6 +79,21 @@ test_contributions(M& model, L& loss, vector_view<const typename M::scalar_type>
   return out;
 }
 
+/// C (n × M) from a lean tracker's projections u_j·∇_{T,i} onto the test gradients u_j:
+/// C = −(1/N) · projections.
+template <class B, Scalar T>
+[[nodiscard]] matrix<T, B> contributions_from_projections(matrix_view<const T> projections, index training_set_size) {
+  if (training_set_size <= 0)
+    throw invalid_argument("contributions_from_projections: the training set size N must be positive");
+  matrix<T, B> out(projections.rows, projections.cols);
+  for (index r = 0; r < projections.rows; ++r) {
+    const vector_view<T> row(out.view().row(r), out.cols());
+    B::copy(vector_view<const T>(projections.row(r), projections.cols), row);
+    B::scal(T(-1) / static_cast<T>(training_set_size), row);
+  }
+  return out;
+}
+
 /// C(i) for the mean test loss (Eq. 7): since ∇L_test = (1/M) Σ_j ∇ℓ_j, it is the mean of row i
 /// of C(i, j). Host memory.
 template <Scalar T>

@@ -42,6 +42,10 @@ concept backend_blas = requires(T a, matrix_view<const T> ca, matrix_view<T> m, 
   {
     B::hypergradient_update(a, a, a, ca, static_cast<const index*>(nullptr), static_cast<const T*>(nullptr), ca, m, m)
   } -> std::same_as<bool>;
+  {
+    B::hypergradient_transfer(n, static_cast<const index*>(nullptr), static_cast<const T*>(nullptr),
+                              static_cast<const index*>(nullptr), static_cast<const T*>(nullptr), a, ca, m, m)
+  } -> std::same_as<bool>;
 };
 
 template <class B, class T>

@@ -424,6 +424,50 @@ public:
     return poison == T(0);
   }
 
+  /// The lazy Hessian-free update (hypergradient/transfer.hpp) of `count` listed rows, one pass
+  /// each: for k < count, r = state_rows[k], m = transfers[4k .. 4k+3] (row-major 2 × 2),
+  ///   (dv_r, grad_r) ← (m0·dv_r + m1·grad_r, m2·dv_r + m3·grad_r) + w_k·s·(1, −η)
+  /// with s = sources.row(source_rows[k]) and w_k = weights[k] when source_rows[k] ≥ 0, no term
+  /// otherwise. A zero m overwrites without reading (a state never touched is zero and may be
+  /// uninitialised memory). All pointers hold `count` (transfers 4·count) entries in backend
+  /// memory. Returns whether every value written is finite.
+  template <class T>
+  static bool hypergradient_transfer(index count, const index* state_rows, const T* transfers, const index* source_rows,
+                                     const T* weights, T eta, cmatrix<T> sources, matrix_view<T> dv,
+                                     matrix_view<T> grad) {
+    assert(dv.rows == grad.rows && dv.cols == grad.cols);
+    constexpr index block = 2048;  // as in hypergradient_update: the check reads the block from L1
+    using Block = Eigen::Array<T, Eigen::Dynamic, 1, 0, block, 1>;
+    Block old_dv;
+    T poison = T(0);
+    for (index k = 0; k < count; ++k) {
+      const index r = state_rows[k];
+      const T* m = transfers + 4 * k;
+      const bool fresh = m[0] == T(0) && m[1] == T(0) && m[2] == T(0) && m[3] == T(0);
+      const bool has_source = source_rows[k] >= 0;
+      for (index first = 0; first < dv.cols; first += block) {
+        const index n = std::min(block, dv.cols - first);
+        auto D = Eigen::Map<Vec<T>>(dv.row(r) + first, n).array();
+        auto G = Eigen::Map<Vec<T>>(grad.row(r) + first, n).array();
+        if (fresh) {
+          D.setZero();
+          G.setZero();
+        } else {
+          old_dv = D;
+          D = m[0] * old_dv + m[1] * G;
+          G = m[2] * old_dv + m[3] * G;
+        }
+        if (has_source) {
+          const auto S = Eigen::Map<const Vec<T>>(sources.row(source_rows[k]) + first, n).array();
+          D += weights[k] * S;
+          G -= (eta * weights[k]) * S;
+        }
+        poison += (D - D).sum() + (G - G).sum();
+      }
+    }
+    return poison == T(0);
+  }
+
   // ---- activations -------------------------------------------------------------------------
   /// out = f(in)
   template <class T>

@@ -37,7 +37,7 @@ class approximation_error_monitor {
   using B = typename ExactTracker::backend_type;
 
 public:
-  approximation_error_monitor(const ExactTracker& exact, const FreeTracker& free, index interval)
+  approximation_error_monitor(ExactTracker& exact, FreeTracker& free, index interval)
       : exact_(exact), free_(free), interval_(interval) {
     if (interval <= 0) throw invalid_argument("approximation_error_monitor: the interval must be positive");
     if (!std::equal(exact.tracked().begin(), exact.tracked().end(), free.tracked().begin(), free.tracked().end()))
@@ -66,8 +66,8 @@ public:
   [[nodiscard]] const std::vector<approximation_error_record>& history() const noexcept { return history_; }
 
 private:
-  const ExactTracker& exact_;
-  const FreeTracker& free_;
+  ExactTracker& exact_;  // reading a lazy tracker brings its states up to date
+  FreeTracker& free_;
   index interval_;
   vector<T, B> difference_;
   std::vector<approximation_error_record> history_;

@@ -9,9 +9,18 @@
 // with g_{t,i} the gradient of sample i's loss at w_{t−1} and H_t the Hessian of the mean batch
 // loss (no weight decay) there. The Exact policy computes H_t∇ for all tracked samples in batched
 // Hessian-vector products, chunked to a memory bound; HessianFree drops the term.
+//
+// HessianFree is updated lazily by default (transfer.hpp): a state is touched only when its sample
+// is in a batch, brought forward over the steps it missed by one 2 × 2 transfer, and every state
+// is brought to the current step when results are read. update_mode::eager keeps the step-by-step
+// update of Algorithm 1 as the reference. Lean mode (HessianFree only) carries the projections
+// u_j·∇_i onto given directions u_j (test-loss gradients at w_T, from a first run along the same
+// trajectory) instead of the |w|-vectors: O(n·M) memory. The states live in backend memory or in a
+// memory-mapped file (state_store.hpp).
 
 #include <algorithm>
 #include <cstddef>
+#include <filesystem>
 #include <span>
 #include <string>
 #include <vector>
@@ -21,11 +30,26 @@
 #include "hydra/core/error.hpp"
 #include "hydra/core/tensor.hpp"
 #include "hydra/hypergradient/policy.hpp"
+#include "hydra/hypergradient/state_store.hpp"
+#include "hydra/hypergradient/transfer.hpp"
 #include "hydra/nn/concepts.hpp"
 #include "hydra/optim/concepts.hpp"
 #include "hydra/train/trainer.hpp"
 
 namespace hydra {
+
+/// How the Hessian-free states advance: lazily (transfer.hpp), or every state at every step as
+/// in Algorithm 1. automatic: lazy for HessianFree, eager for Exact (which has no lazy form).
+enum class update_mode { automatic, lazy, eager };
+
+[[nodiscard]] constexpr const char* name_of(update_mode m) noexcept {
+  switch (m) {
+    case update_mode::automatic: return "automatic";
+    case update_mode::lazy: return "lazy";
+    case update_mode::eager: return "eager";
+  }
+  return "?";
+}
 
 struct tracker_options {
   /// Exact only: the most bytes of Hessian-vector-product workspace (directions' tangents and
@@ -36,6 +60,17 @@ struct tracker_options {
   /// Stop with numerical_error when a state becomes NaN/Inf (naming the sample and the step).
   /// The update detects it for free; this only decides whether to throw.
   bool check_finite = true;
+  update_mode update = update_mode::automatic;
+  /// Non-empty: keep the states in a memory-mapped scratch file in this directory (host-accessible
+  /// backends) instead of memory; the file is reserved up front and removed when the tracker ends.
+  std::filesystem::path state_directory{};
+};
+
+/// Lean mode: carry u_j·∇_i and u_j·dv_i for the rows u_j of `directions` (M × |w|, backend
+/// memory; typically ∇ℓ(test_j, w_T) from a first run) instead of the |w|-vectors.
+template <Scalar T>
+struct lean_projection {
+  matrix_view<const T> directions;
 };
 
 /// Bytes of the two states for n tracked samples of a model with P parameters.
@@ -60,10 +95,142 @@ public:
   /// samples, N in the recurrence) under SGD with the given momentum p and weight decay λ.
   hypergradient_tracker(M& model, L& loss, std::vector<index> tracked, index training_set_size, T momentum,
                         T weight_decay, tracker_options options = {})
+      : hypergradient_tracker(model, loss, std::move(tracked), training_set_size, momentum, weight_decay,
+                              lean_projection<T>{}, std::move(options)) {}
+
+  /// Lean mode: carries the projections onto `lean.directions` (see lean_projection).
+  hypergradient_tracker(M& model, L& loss, std::vector<index> tracked, index training_set_size, T momentum,
+                        T weight_decay, lean_projection<T> lean, tracker_options options = {})
       : model_(model), loss_(loss), tracked_(std::move(tracked)), N_(training_set_size), p_(momentum),
-        lambda_(weight_decay), options_(options) {
+        lambda_(weight_decay), options_(std::move(options)) {
     const index P = model_.parameter_count();
     if (N_ <= 0) throw invalid_argument("hypergradient_tracker: the training set size must be positive");
+    lazy_ = resolve_update_mode(options_.update);
+    if (lean.directions.data != nullptr || lean.directions.rows > 0) {
+      if constexpr (Policy::hessian_aware)
+        throw invalid_argument("hypergradient_tracker: lean mode needs the Hessian-free variant (the Hessian term "
+                               "H_t·∇ is not a function of the projections u·∇)");
+      if (lean.directions.cols != P)
+        throw shape_error("hypergradient_tracker: lean directions have " + std::to_string(lean.directions.cols) +
+                          " columns, the model has " + std::to_string(P) + " parameters");
+      directions_ = matrix<T, B>(lean.directions.rows, P);
+      B::copy(lean.directions, directions_.view());
+      lean_ = true;
+    }
+    index_tracked_samples();
+    const index n = tracked_count();
+    const index width = state_width();
+    const double bytes = hypergradient_state_bytes<T>(n, width);
+    if (options_.state_directory.empty()) {
+      const double limit =
+          static_cast<double>(options_.state_memory_limit > 0 ? options_.state_memory_limit : physical_memory());
+      if (bytes > limit)
+        throw allocation_error("hypergradient_tracker: tracking " + std::to_string(n) + " samples with " +
+                               std::to_string(width) + " values each needs " +
+                               std::to_string(static_cast<long long>(bytes)) + " bytes for the two states, more than the " +
+                               std::to_string(static_cast<long long>(limit)) +
+                               " bytes available; track fewer samples, use lean mode or a state directory");
+      states_ = state_store<T, B>(n, width);
+    } else if constexpr (B::host_accessible) {
+      states_ = state_store<T, B>(options_.state_directory, n, width);
+    } else {
+      throw invalid_argument("hypergradient_tracker: a state directory needs a host-accessible backend; this "
+                             "backend's memory cannot be mapped to a file");
+    }
+    ledger_ = transfer_ledger(n);
+    source_rows_host_.assign(static_cast<std::size_t>(n), -1);
+    weights_host_.assign(static_cast<std::size_t>(n), T(0));
+    if (!lazy_) {
+      source_rows_ = typename B::template buffer<index>(n);
+      weights_ = typename B::template buffer<T>(n);
+      B::copy_from_host(source_rows_host_.data(), n, source_rows_.data());
+      B::copy_from_host(weights_host_.data(), n, weights_.data());
+    }
+  }
+
+  /// Reads p and λ from the optimizer that the trainer steps.
+  template <class O>
+    requires OptimizerFor<O, typename M::scalar_type>
+  hypergradient_tracker(M& model, L& loss, const O& optimizer, std::vector<index> tracked, index training_set_size,
+                        tracker_options options = {})
+      : hypergradient_tracker(model, loss, std::move(tracked), training_set_size, optimizer.momentum(),
+                              optimizer.weight_decay(), std::move(options)) {}
+  template <class O>
+    requires OptimizerFor<O, typename M::scalar_type>
+  hypergradient_tracker(M& model, L& loss, const O& optimizer, std::vector<index> tracked, index training_set_size,
+                        lean_projection<T> lean, tracker_options options = {})
+      : hypergradient_tracker(model, loss, std::move(tracked), training_set_size, optimizer.momentum(),
+                              optimizer.weight_decay(), lean, std::move(options)) {}
+
+  /// The trainer hook: one step of the recurrence at w_{t−1} = ctx.parameters.
+  void before_update(const step_context<T, B>& ctx) {
+    if (ctx.parameters.size != model_.parameter_count())
+      throw shape_error("hypergradient_tracker: parameters of length " + std::to_string(ctx.parameters.size) +
+                        " for a model with " + std::to_string(model_.parameter_count()));
+    if (tracked_count() > 0) {
+      if (lazy_) lazy_step(ctx);
+      else eager_step(ctx);
+    }
+    ++steps_;
+  }
+
+  /// Row r: ∇_{T,i} = dw_T/dε_i for i = tracked()[r], after the steps seen so far. Reading brings
+  /// every lazily updated state to the current step first (one pass over the states).
+  [[nodiscard]] matrix_view<const T> hypergradients() {
+    require_full_states("hypergradients");
+    bring_up_to_date();
+    return std::as_const(states_).hypergradients();
+  }
+  /// Row r: dv_T/dε_i.
+  [[nodiscard]] matrix_view<const T> momentum_derivatives() {
+    require_full_states("momentum_derivatives");
+    bring_up_to_date();
+    return std::as_const(states_).momentum_derivatives();
+  }
+  /// Lean mode: row r, column j: u_j·∇_{T,i} (so C(i, j) = −(1/N)·projections()(r, j) when u_j is
+  /// the gradient of test loss j at w_T).
+  [[nodiscard]] matrix_view<const T> projections() {
+    if (!lean_) throw invalid_argument("hypergradient_tracker::projections: the tracker is not in lean mode");
+    bring_up_to_date();
+    return std::as_const(states_).hypergradients();
+  }
+  /// Lean mode: u_j·dv_{T,i}.
+  [[nodiscard]] matrix_view<const T> projected_momentum_derivatives() {
+    if (!lean_) throw invalid_argument("hypergradient_tracker::projected_momentum_derivatives: not in lean mode");
+    bring_up_to_date();
+    return std::as_const(states_).momentum_derivatives();
+  }
+
+  [[nodiscard]] std::span<const index> tracked() const noexcept { return tracked_; }
+  [[nodiscard]] index tracked_count() const noexcept { return static_cast<index>(tracked_.size()); }
+  /// The row of training sample i, or −1 when it is not tracked.
+  [[nodiscard]] index row_of(index i) const { return row_of_.at(static_cast<std::size_t>(i)); }
+  [[nodiscard]] index training_set_size() const noexcept { return N_; }
+  [[nodiscard]] index steps() const noexcept { return steps_; }
+  [[nodiscard]] T momentum() const noexcept { return p_; }
+  [[nodiscard]] T weight_decay() const noexcept { return lambda_; }
+  [[nodiscard]] bool lazy() const noexcept { return lazy_; }
+  [[nodiscard]] bool lean() const noexcept { return lean_; }
+  [[nodiscard]] bool file_backed() const noexcept { return states_.file_backed(); }
+  /// Values per state row: |w|, or the number of lean directions.
+  [[nodiscard]] index state_width() const noexcept { return lean_ ? directions_.rows() : model_.parameter_count(); }
+  /// Lazy mode: distinct last-touch steps with states waiting (each costs 4 multiplies per step).
+  [[nodiscard]] index pending_groups() const noexcept { return ledger_.live_groups(); }
+
+private:
+  bool resolve_update_mode(update_mode m) const {
+    if (m == update_mode::eager) return false;
+    if constexpr (Policy::hessian_aware) {
+      if (m == update_mode::lazy)
+        throw invalid_argument("hypergradient_tracker: lazy updating applies to the Hessian-free variant only (the "
+                               "exact recurrence's Hessian changes every step); use update_mode::eager or automatic");
+      return false;
+    } else {
+      return true;
+    }
+  }
+
+  void index_tracked_samples() {
     row_of_.assign(static_cast<std::size_t>(N_), -1);
     for (std::size_t r = 0; r < tracked_.size(); ++r) {
       const index i = tracked_[r];
@@ -76,87 +243,14 @@ public:
                                std::to_string(r) + "])");
       row_of_[static_cast<std::size_t>(i)] = static_cast<index>(r);
     }
-    const index n = tracked_count();
-    const double bytes = hypergradient_state_bytes<T>(n, P);
-    const double limit = static_cast<double>(options_.state_memory_limit > 0 ? options_.state_memory_limit : physical_memory());
-    if (bytes > limit)
-      throw allocation_error("hypergradient_tracker: tracking " + std::to_string(n) + " samples of a model with " +
-                             std::to_string(P) + " parameters needs " + std::to_string(static_cast<long long>(bytes)) +
-                             " bytes for the two states, more than the " + std::to_string(static_cast<long long>(limit)) +
-                             " bytes available; track fewer samples");
-    hypergradients_ = matrix<T, B>(n, P);
-    momentum_derivatives_ = matrix<T, B>(n, P);
-    source_rows_host_.assign(static_cast<std::size_t>(n), -1);
-    weights_host_.assign(static_cast<std::size_t>(n), T(0));
-    source_rows_ = typename B::template buffer<index>(n);
-    weights_ = typename B::template buffer<T>(n);
-    B::copy_from_host(source_rows_host_.data(), n, source_rows_.data());
-    B::copy_from_host(weights_host_.data(), n, weights_.data());
   }
 
-  /// Reads p and λ from the optimizer that the trainer steps.
-  template <class O>
-    requires OptimizerFor<O, typename M::scalar_type>
-  hypergradient_tracker(M& model, L& loss, const O& optimizer, std::vector<index> tracked, index training_set_size,
-                        tracker_options options = {})
-      : hypergradient_tracker(model, loss, std::move(tracked), training_set_size, optimizer.momentum(),
-                              optimizer.weight_decay(), options) {}
-
-  /// The trainer hook: one step of the recurrence at w_{t−1} = ctx.parameters.
-  void before_update(const step_context<T, B>& ctx) {
-    const index n = tracked_count();
-    const index batch = static_cast<index>(ctx.batch.size());
-    if (ctx.parameters.size != model_.parameter_count())
-      throw shape_error("hypergradient_tracker: parameters of length " + std::to_string(ctx.parameters.size) +
-                        " for a model with " + std::to_string(model_.parameter_count()));
-    if (n == 0) {
-      ++steps_;
-      return;
-    }
-    const bool sources = mark_batch(ctx.batch);
-    if (sources) {
-      per_sample_.resize(batch, model_.parameter_count());
-      model_.per_sample_gradients(ctx.parameters, ctx.features, ctx.targets, loss_, per_sample_.view());
-    }
-    const index* rows = sources ? source_rows_.data() : nullptr;
-    const T* weights = sources ? weights_.data() : nullptr;
-    const T eta = ctx.learning_rate;
-    bool finite = true;
-    if constexpr (Policy::hessian_aware) {
-      const index chunk = chunk_size(batch);
-      for (index first = 0; first < n; first += chunk) {
-        const index k = std::min(chunk, n - first);
-        products_.resize(k, model_.parameter_count());
-        model_.hessian_vector_products(ctx.parameters, ctx.features, ctx.targets, loss_,
-                                       std::as_const(hypergradients_).view().row_block(first, k), products_.view());
-        finite &= B::hypergradient_update(p_, lambda_, eta, std::as_const(products_).view(), rows ? rows + first : nullptr,
-                                weights ? weights + first : nullptr, std::as_const(per_sample_).view(),
-                                momentum_derivatives_.view().row_block(first, k),
-                                hypergradients_.view().row_block(first, k));
-      }
-    } else {
-      finite = B::hypergradient_update(p_, lambda_, eta, matrix_view<const T>{}, rows, weights,
-                              std::as_const(per_sample_).view(), momentum_derivatives_.view(), hypergradients_.view());
-    }
-    unmark_batch();
-    if (!finite && options_.check_finite) report_non_finite(ctx.step);
-    ++steps_;
+  void require_full_states(const char* what) const {
+    if (lean_)
+      throw invalid_argument(std::string("hypergradient_tracker::") + what +
+                             ": a lean tracker carries only the projections; read projections()");
   }
 
-  /// Row r: ∇_{T,i} = dw_T/dε_i for i = tracked()[r], after the steps seen so far.
-  [[nodiscard]] matrix_view<const T> hypergradients() const noexcept { return hypergradients_.view(); }
-  /// Row r: dv_T/dε_i.
-  [[nodiscard]] matrix_view<const T> momentum_derivatives() const noexcept { return momentum_derivatives_.view(); }
-  [[nodiscard]] std::span<const index> tracked() const noexcept { return tracked_; }
-  [[nodiscard]] index tracked_count() const noexcept { return static_cast<index>(tracked_.size()); }
-  /// The row of training sample i, or −1 when it is not tracked.
-  [[nodiscard]] index row_of(index i) const { return row_of_.at(static_cast<std::size_t>(i)); }
-  [[nodiscard]] index training_set_size() const noexcept { return N_; }
-  [[nodiscard]] index steps() const noexcept { return steps_; }
-  [[nodiscard]] T momentum() const noexcept { return p_; }
-  [[nodiscard]] T weight_decay() const noexcept { return lambda_; }
-
-private:
   static std::size_t physical_memory() {
     const long pages = ::sysconf(_SC_PHYS_PAGES);
     const long page = ::sysconf(_SC_PAGE_SIZE);
@@ -164,8 +258,125 @@ private:
                                  : static_cast<std::size_t>(-1);
   }
 
+  /// Per-sample gradients of the batch at w_{t−1}; in lean mode their projections (B × M).
+  matrix_view<const T> gradient_sources(const step_context<T, B>& ctx) {
+    per_sample_.resize(static_cast<index>(ctx.batch.size()), model_.parameter_count());
+    model_.per_sample_gradients(ctx.parameters, ctx.features, ctx.targets, loss_, per_sample_.view());
+    if (!lean_) return std::as_const(per_sample_).view();
+    projected_.resize(per_sample_.rows(), directions_.rows());
+    B::gemm(transpose::no, transpose::yes, T(1), std::as_const(per_sample_).view(), std::as_const(directions_).view(),
+            T(0), projected_.view());
+    return std::as_const(projected_).view();
+  }
+
+  void eager_step(const step_context<T, B>& ctx) {
+    const index n = tracked_count();
+    const bool sources = mark_batch(ctx.batch);
+    if (sources) upload_marks();
+    const auto source_matrix = sources ? gradient_sources(ctx) : matrix_view<const T>{};
+    const index* rows = sources ? source_rows_.data() : nullptr;
+    const T* weights = sources ? weights_.data() : nullptr;
+    const T eta = ctx.learning_rate;
+    auto dv = states_.momentum_derivatives();
+    auto grad = states_.hypergradients();
+    bool finite = true;
+    if constexpr (Policy::hessian_aware) {
+      const index chunk = chunk_size(static_cast<index>(ctx.batch.size()));
+      for (index first = 0; first < n; first += chunk) {
+        const index k = std::min(chunk, n - first);
+        products_.resize(k, model_.parameter_count());
+        model_.hessian_vector_products(ctx.parameters, ctx.features, ctx.targets, loss_,
+                                       matrix_view<const T>(grad).row_block(first, k), products_.view());
+        finite &= B::hypergradient_update(p_, lambda_, eta, std::as_const(products_).view(), rows ? rows + first : nullptr,
+                                          weights ? weights + first : nullptr, source_matrix,
+                                          dv.row_block(first, k), grad.row_block(first, k));
+      }
+    } else {
+      finite = B::hypergradient_update(p_, lambda_, eta, matrix_view<const T>{}, rows, weights, source_matrix, dv, grad);
+    }
+    unmark_batch(true);
+    if (!finite && options_.check_finite) report_non_finite(ctx.step, all_rows());
+  }
+
+  /// Only the tracked samples of this batch are touched: each brought over the steps it missed by
+  /// its pending transfer (which now includes this step's A_t), plus its gradient term.
+  void lazy_step(const step_context<T, B>& ctx) {
+    ledger_.advance(step_transfer(static_cast<double>(p_), static_cast<double>(lambda_),
+                                  static_cast<double>(ctx.learning_rate)));
+    if (!mark_batch(ctx.batch)) return;
+    const auto sources = gradient_sources(ctx);
+    const auto count = static_cast<index>(marked_.size());
+    stage(count);
+    for (index k = 0; k < count; ++k) {
+      const index r = marked_[static_cast<std::size_t>(k)];
+      stage_row(k, r, ledger_.pending(r));
+      staged_sources_[static_cast<std::size_t>(k)] = source_rows_host_[static_cast<std::size_t>(r)];
+      staged_weights_[static_cast<std::size_t>(k)] = weights_host_[static_cast<std::size_t>(r)];
+    }
+    const bool finite = apply_staged(count, ctx.learning_rate, sources);
+    for (const index r : marked_) states_.release(r, 1);
+    ledger_.touch(marked_);
+    if (!finite && options_.check_finite) report_non_finite(ctx.step, marked_);
+    unmark_batch(false);
+  }
+
+  /// Brings every lazily updated state to the current step, in chunks of rows.
+  void bring_up_to_date() {
+    if (!lazy_ || synchronized_at_ == steps_) return;
+    constexpr index chunk = 1024;
+    const index n = tracked_count();
+    bool finite = true;
+    for (index first = 0; first < n; first += chunk) {
+      const index end = std::min(n, first + chunk);
+      stage(end - first);
+      index count = 0;
+      for (index r = first; r < end; ++r) {
+        const auto m = ledger_.pending(r);
+        if (m == identity_transfer) continue;
+        stage_row(count, r, m);
+        staged_sources_[static_cast<std::size_t>(count)] = -1;
+        staged_weights_[static_cast<std::size_t>(count)] = T(0);
+        ++count;
+      }
+      finite &= apply_staged(count, T(0), matrix_view<const T>{});
+      states_.release(first, end - first);
+    }
+    ledger_.mark_all_current();
+    synchronized_at_ = steps_;
+    if (!finite && options_.check_finite) report_non_finite(steps_ - 1, all_rows());
+  }
+
+  void stage(index count) {
+    const auto c = static_cast<std::size_t>(count);
+    staged_rows_.resize(c);
+    staged_transfers_.resize(4 * c);
+    staged_sources_.resize(c);
+    staged_weights_.resize(c);
+  }
+  void stage_row(index k, index r, const transfer_matrix& m) {
+    staged_rows_[static_cast<std::size_t>(k)] = r;
+    for (std::size_t e = 0; e < 4; ++e) staged_transfers_[4 * static_cast<std::size_t>(k) + e] = static_cast<T>(m[e]);
+  }
+  bool apply_staged(index count, T eta, matrix_view<const T> sources) {
+    if (count == 0) return true;
+    if (device_rows_.size() < count) {
+      device_rows_ = typename B::template buffer<index>(count);
+      device_transfers_ = typename B::template buffer<T>(4 * count);
+      device_sources_ = typename B::template buffer<index>(count);
+      device_weights_ = typename B::template buffer<T>(count);
+    }
+    B::copy_from_host(staged_rows_.data(), count, device_rows_.data());
+    B::copy_from_host(staged_transfers_.data(), 4 * count, device_transfers_.data());
+    B::copy_from_host(staged_sources_.data(), count, device_sources_.data());
+    B::copy_from_host(staged_weights_.data(), count, device_weights_.data());
+    return B::hypergradient_transfer(count, device_rows_.data(), device_transfers_.data(), device_sources_.data(),
+                                     device_weights_.data(), eta, sources, states_.momentum_derivatives(),
+                                     states_.hypergradients());
+  }
+
   /// Sets each tracked in-batch sample's gradient source (its first position in the batch) and
-  /// weight N/|B_t| times its multiplicity; returns whether any tracked sample is in the batch.
+  /// weight N/|B_t| times its multiplicity, in marked_ (order of first appearance); returns
+  /// whether any tracked sample is in the batch.
   bool mark_batch(std::span<const index> batch) {
     const T scale = static_cast<T>(N_) / static_cast<T>(batch.size());
     for (std::size_t k = 0; k < batch.size(); ++k) {
@@ -182,18 +393,18 @@ private:
       }
       weights_host_[static_cast<std::size_t>(r)] += scale;
     }
-    upload();
     return !marked_.empty();
   }
-  void unmark_batch() {
+  void unmark_batch(bool upload) {
     for (index r : marked_) {
       source_rows_host_[static_cast<std::size_t>(r)] = -1;
       weights_host_[static_cast<std::size_t>(r)] = T(0);
     }
-    upload();
+    if (upload) upload_marks();
     marked_.clear();
   }
-  void upload() {
+  /// Eager mode keeps one source row and weight per tracked row in backend memory.
+  void upload_marks() {
     for (index r : marked_) {
       B::copy_from_host(&source_rows_host_[static_cast<std::size_t>(r)], 1, source_rows_.data() + r);
       B::copy_from_host(&weights_host_[static_cast<std::size_t>(r)], 1, weights_.data() + r);
@@ -211,13 +422,19 @@ private:
     return std::max<index>(1, fit);
   }
 
-  /// The update reported a NaN or Inf: find the first sample whose state holds one.
-  void report_non_finite(index step) const {
-    const index P = model_.parameter_count();
-    for (index r = 0; r < tracked_count(); ++r) {
-      const auto h = vector_view<const T>(hypergradients_.data() + r * P, P);
-      const auto v = vector_view<const T>(momentum_derivatives_.data() + r * P, P);
-      if (!B::all_finite(h) || !B::all_finite(v))
+  std::vector<index> all_rows() const {
+    std::vector<index> rows(static_cast<std::size_t>(tracked_count()));
+    for (std::size_t r = 0; r < rows.size(); ++r) rows[r] = static_cast<index>(r);
+    return rows;
+  }
+
+  /// An update reported a NaN or Inf: find the first of `rows` whose state holds one.
+  void report_non_finite(index step, std::span<const index> rows) const {
+    const auto dv = states_.momentum_derivatives();
+    const auto grad = states_.hypergradients();
+    for (const index r : rows) {
+      if (!B::all_finite(vector_view<const T>(grad.row(r), grad.cols)) ||
+          !B::all_finite(vector_view<const T>(dv.row(r), dv.cols)))
         throw numerical_error("hypergradient_tracker: the hypergradient of training sample " +
                               std::to_string(tracked_[static_cast<std::size_t>(r)]) + " became NaN or Inf at step " +
                               std::to_string(step));
@@ -231,16 +448,32 @@ private:
   T p_;
   T lambda_;
   tracker_options options_;
+  bool lazy_ = false;
+  bool lean_ = false;
   std::vector<index> row_of_;
-  matrix<T, B> hypergradients_;
-  matrix<T, B> momentum_derivatives_;
+  matrix<T, B> directions_;  // lean mode: M × |w|
+  state_store<T, B> states_;
+  transfer_ledger ledger_;
+  index synchronized_at_ = 0;
   matrix<T, B> per_sample_;
+  matrix<T, B> projected_;
   matrix<T, B> products_;
+  // the batch's tracked rows: first position in the batch and weight (host, one per tracked row)
   std::vector<index> source_rows_host_;
   std::vector<T> weights_host_;
   std::vector<index> marked_;
+  // eager: the same in backend memory
   typename B::template buffer<index> source_rows_;
   typename B::template buffer<T> weights_;
+  // lazy: the rows of one hypergradient_transfer call, staged on the host, then in backend memory
+  std::vector<index> staged_rows_;
+  std::vector<T> staged_transfers_;
+  std::vector<index> staged_sources_;
+  std::vector<T> staged_weights_;
+  typename B::template buffer<index> device_rows_;
+  typename B::template buffer<T> device_transfers_;
+  typename B::template buffer<index> device_sources_;
+  typename B::template buffer<T> device_weights_;
   index steps_ = 0;
 };
 
