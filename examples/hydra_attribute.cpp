@@ -8,6 +8,10 @@
 // --method influence runs the influence-function baseline instead (docs/influence.md): the same
 // training, then C_IF(i, j) = (1/N)·∇ℓ(test_j)ᵀ·H⁻¹·∇ℓ(z_i) at w_T into contributions.npy, with H⁻¹
 // applied by --ihvp explicit|cg|lissa; it writes no hypergradients.npy.
+// Hessian-free tracking is lazy unless --update eager; --lean trains twice along the identical
+// trajectory, carrying only the projections onto the test gradients the second time (no
+// hypergradients.npy); --state-dir keeps the states in a mapped file; --checkpoint DIR writes
+// crash-safe checkpoints from which --resume DIR continues the run bit for bit.
 
 #include <algorithm>
 #include <chrono>
@@ -34,6 +38,8 @@
 
 namespace hydra::cli {
 
+[[noreturn]] inline void fail(const std::string& message) { throw hydra::invalid_argument(message); }
+
 struct options {
   std::string train_x, train_y, test_x, test_y, model, init, order, lr_file, track = "all", method = "hessian-free",
       precision = "float32", out;
@@ -44,7 +50,31 @@ struct options {
   std::string ihvp = "cg";
   double damping = 0, cg_tolerance = 1e-6, lissa_scale = 25;
   hydra::index cg_max_iterations = 100, lissa_depth = 5000, lissa_repeats = 1;
+  // tracking (docs/hypergradient.md)
+  std::string update;  // empty: lazy for hessian-free, eager for exact
+  bool lean = false;
+  std::string state_dir, checkpoint, resume;
+  hydra::index checkpoint_every = 0;
 };
+
+/// The tracker options of --update and --state-dir; refuses combinations the method cannot honour.
+inline tracker_options tracking_settings(const options& opt) {
+  tracker_options o;
+  if (opt.update == "lazy") o.update = update_mode::lazy;
+  if (opt.update == "eager") o.update = update_mode::eager;
+  if (opt.update == "lazy" && opt.method != "hessian-free")
+    fail("--update lazy applies to --method hessian-free only (the exact recurrence's Hessian changes every step)");
+  if (opt.lean && opt.method != "hessian-free")
+    fail("--lean needs --method hessian-free (the Hessian term is not a function of the projections)");
+  if (opt.lean && (!opt.checkpoint.empty() || !opt.resume.empty()))
+    fail("--lean cannot be combined with --checkpoint or --resume: the lean run trains twice");
+  if (opt.checkpoint_every > 0 && opt.checkpoint.empty() && opt.resume.empty())
+    fail("--checkpoint-every needs --checkpoint DIR (or --resume DIR)");
+  if (!opt.update.empty() && opt.method == "influence") fail("--update applies to --method hessian-free or exact");
+  if (!opt.state_dir.empty() && opt.method == "influence") fail("--state-dir applies to --method hessian-free or exact");
+  o.state_directory = opt.state_dir;
+  return o;
+}
 
 /// The policy slot's value for --method influence: train without tracking, then the baseline.
 struct Influence {
@@ -81,8 +111,6 @@ inline std::string describe(const ihvp_report& report) {
   return fmt::format("LiSSA depth {} x {} repeats, damping s·δ = {:.3e}, last relative change {:.2e}", l.depth,
                      l.repeats, l.effective_damping, change);
 }
-
-[[noreturn]] inline void fail(const std::string& message) { throw hydra::invalid_argument(message); }
 
 template <class T>
 void save_matrix(const std::filesystem::path& path, hydra::matrix_view<const T> m) {
@@ -182,7 +210,11 @@ int run(const options& opt, Model& model, const model_input& input) {
   const index n = static_cast<index>(tracked.size());
 
   SGD<T> optimizer(P, {.momentum = opt.momentum, .weight_decay = opt.weight_decay});
-  trainer fit(model, loss, optimizer, schedule);
+  trainer_options training;
+  // --resume DIR keeps checkpointing into DIR unless --checkpoint names another folder.
+  training.checkpoint.directory = !opt.checkpoint.empty() ? opt.checkpoint : opt.resume;
+  training.checkpoint.every_steps = opt.checkpoint_every;
+  trainer fit(model, loss, optimizer, schedule, training);
   fmt::print("hydra-attribute: {} training / {} test samples, model {} ({} parameters), {} steps, {} {} samples ({}, {})\n",
              N, test.size(), opt.model, P, order.steps(), std::is_same_v<Policy, Influence> ? "explaining" : "tracking",
              n, Policy::name, opt.precision);
@@ -191,6 +223,7 @@ int run(const options& opt, Model& model, const model_input& input) {
   matrix<T, cpu> C;
   if constexpr (std::is_same_v<Policy, Influence>) {
     const auto settings = ihvp_settings(opt);  // checked before the training run, not after it
+    tracking_settings(opt);
     if (settings.method == ihvp_method::explicit_hessian && P > settings.explicit_hessian.max_parameters)
       fail("--ihvp explicit forms the " + std::to_string(P) + " x " + std::to_string(P) + " Hessian of a model with " +
            std::to_string(P) + " parameters; it is limited to " +
@@ -199,21 +232,49 @@ int run(const options& opt, Model& model, const model_input& input) {
       if (tracked[r] < 0 || tracked[r] >= N)
         fail("--track " + opt.track + ": index " + std::to_string(tracked[r]) + " at position " + std::to_string(r) +
              " is outside the training set [0, " + std::to_string(N) + ")");
-    fit.fit(w.view(), train, order, nullptr);
+    if (opt.resume.empty()) fit.fit(w.view(), train, order, nullptr);
+    else fit.resume(opt.resume, w.view(), train, order, nullptr);
     auto result = influence(model, loss, std::as_const(w).view(), train, tracked, test, static_cast<T>(opt.weight_decay),
                             {.ihvp = settings});
     fmt::print("influence functions: {}\n", describe(result.report));
     C = std::move(result.contributions);
     std::filesystem::create_directories(out);
     std::filesystem::remove(out / "hypergradients.npy");  // from an earlier HYDRA run into the same folder
+  } else if (opt.lean) {
+    // First run: w_T and the test gradients. Second run, from the same start along the same
+    // batches and rates: the projections onto them, O(n·M) memory instead of O(n·|w|).
+    vector<T, cpu> w0(P);
+    cpu::copy(std::as_const(w).view(), w0.view());
+    const auto settings = tracking_settings(opt);
+    fit.fit(w.view(), train, order, nullptr);
+    const auto U = per_sample_gradients(model, loss, std::as_const(w).view(), test);
+    vector<T, cpu> w_first(P);
+    cpu::copy(std::as_const(w).view(), w_first.view());
+    cpu::copy(std::as_const(w0).view(), w.view());
+    SGD<T> replay_optimizer(P, {.momentum = opt.momentum, .weight_decay = opt.weight_decay});
+    list_schedule replay_schedule(rates);
+    trainer replay(model, loss, replay_optimizer, replay_schedule);
+    hypergradient_tracker<Model, SoftmaxCrossEntropy<T>, Policy> tracker(model, loss, replay_optimizer, tracked, N,
+                                                                        lean_projection<T>{U.view()}, settings);
+    theorem1_conditions theorem(opt.weight_decay);
+    replay.fit(w.view(), train, order, nullptr, tracker, theorem);
+    if (w.to_host() != w_first.to_host())
+      throw numerical_error("--lean: the replay did not reproduce the first run's parameters bit for bit; the "
+                            "contributions would not be HYDRA's");
+    C = contributions_from_projections<cpu>(tracker.projections(), N);
+    std::filesystem::create_directories(out);
+    std::filesystem::remove(out / "hypergradients.npy");  // from an earlier full run into the same folder
   } else {
-    hypergradient_tracker<Model, SoftmaxCrossEntropy<T>, Policy> tracker(model, loss, optimizer, tracked, N);
-    if constexpr (Policy::hessian_aware) {
-      fit.fit(w.view(), train, order, nullptr, tracker);
-    } else {  // Theorem 1 bounds the Hessian-free error: warn (stderr) when the run is outside its conditions
-      theorem1_conditions theorem(opt.weight_decay);
-      fit.fit(w.view(), train, order, nullptr, tracker, theorem);
-    }
+    hypergradient_tracker<Model, SoftmaxCrossEntropy<T>, Policy> tracker(model, loss, optimizer, tracked, N,
+                                                                        tracking_settings(opt));
+    theorem1_conditions theorem(opt.weight_decay);
+    auto train_with = [&](auto&... callbacks) {
+      if (opt.resume.empty()) fit.fit(w.view(), train, order, nullptr, callbacks...);
+      else fit.resume(opt.resume, w.view(), train, order, nullptr, callbacks...);
+    };
+    // Theorem 1 bounds the Hessian-free error: warn (stderr) when the run is outside its conditions.
+    if constexpr (Policy::hessian_aware) train_with(tracker);
+    else train_with(tracker, theorem);
     C = test_contributions(model, loss, std::as_const(w).view(), test, tracker.hypergradients(), N);
     std::filesystem::create_directories(out);
     save_matrix<T>(out / "hypergradients.npy", tracker.hypergradients());
@@ -273,6 +334,15 @@ int main(int argc, char** argv) {
   app.add_option("--lissa-scale", opt.lissa_scale, "influence, lissa: scale s")->capture_default_str();
   app.add_option("--lissa-depth", opt.lissa_depth, "influence, lissa: iterations per repeat")->capture_default_str();
   app.add_option("--lissa-repeats", opt.lissa_repeats, "influence, lissa: repeats averaged")->capture_default_str();
+  app.add_option("--update", opt.update, "hessian-free: lazy (default; touches a sample's state only when it is in a batch) or eager (Algorithm 1, every state every step)")
+      ->check(CLI::IsMember({"lazy", "eager"}));
+  app.add_flag("--lean", opt.lean, "hessian-free: contributions only, O(n·M) memory (trains twice; no hypergradients.npy)");
+  app.add_option("--state-dir", opt.state_dir, "keep the tracker's states in a memory-mapped scratch file in this folder");
+  app.add_option("--checkpoint", opt.checkpoint, "write crash-safe checkpoints (every epoch, and see --checkpoint-every) into this folder");
+  app.add_option("--checkpoint-every", opt.checkpoint_every, "also checkpoint after every this many steps (0: epoch ends only)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  app.add_option("--resume", opt.resume, "continue the run checkpointed in this folder (same flags otherwise)");
   app.add_option("--precision", opt.precision, "float32 or float64")->capture_default_str()->check(CLI::IsMember({"float32", "float64"}));
   app.add_option("--out", opt.out, "output folder")->required();
   app.failure_message([](const CLI::App*, const CLI::Error& e) {  // one line, like every other error

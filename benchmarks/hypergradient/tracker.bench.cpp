@@ -164,6 +164,9 @@ void tracker_step(benchmark::State& state) {
   const index n = state.range(0);
   hydra::tracker_options options;
   options.check_finite = state.range(2) != 0;
+  // The same batch every step: the step-by-step update of Algorithm 1 is what this sweep measures
+  // (a lazy tracker would touch only those 64 rows; see BM_TrackAllStep).
+  options.update = hydra::update_mode::eager;
   bool fresh = false;
   auto& f = fixture<tracker_fixture<Policy>>(key_of(Policy::name, n, state.range(1), state.range(2)), fresh, n,
                                              state.range(1), options);
@@ -197,6 +200,61 @@ void tracker_step(benchmark::State& state) {
 }
 void BM_HessianFreeStep(benchmark::State& state) { tracker_step<hydra::HessianFree>(state); }
 void BM_ExactStep(benchmark::State& state) { tracker_step<hydra::Exact>(state); }
+
+
+// ---- every sample tracked: lazy against eager --------------------------------------------------
+
+/// All n samples tracked; step t's batch is samples 64t .. 64t + 63 (mod n), so every step touches
+/// fresh rows as an epoch does. state.range(0) = n, range(1) = H, range(2) = 1 for lazy.
+struct track_all_fixture {
+  problem p;
+  hydra::hypergradient_tracker<model_type, loss_type, hydra::HessianFree> tracker;
+  std::vector<index> batch;
+  index step = 0;
+  track_all_fixture(index n, index hidden, hydra::update_mode mode)
+      : p(hidden), tracker(p.model, p.loss, first(n), n, kMomentum, kWeightDecay, {.update = mode}),
+        batch(static_cast<std::size_t>(kBatch)) {}
+  hydra::step_context<T, B> next() {
+    const index n = tracker.tracked_count();
+    for (index b = 0; b < kBatch; ++b) batch[static_cast<std::size_t>(b)] = (step * kBatch + b) % n;
+    auto ctx = p.context(step++);
+    ctx.batch = batch;
+    return ctx;
+  }
+};
+
+void BM_TrackAllStep(benchmark::State& state) {
+  const index n = state.range(0);
+  const bool lazy = state.range(2) != 0;
+  bool fresh = false;
+  auto& f = fixture<track_all_fixture>(key_of("track-all", n, state.range(1), state.range(2)), fresh, n,
+                                       state.range(1), lazy ? hydra::update_mode::lazy : hydra::update_mode::eager);
+  if (fresh)  // one pass over all rows first, so that lazy steps meet written (not zero) states
+    for (index t = 0; t < (n + kBatch - 1) / kBatch; ++t) f.tracker.before_update(f.next());
+  for (auto _ : state) {
+    f.tracker.before_update(f.next());
+    benchmark::ClobberMemory();
+  }
+  state.counters["params"] = static_cast<double>(f.p.parameters());
+  state.counters["steps/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+  state.counters["groups"] = static_cast<double>(f.tracker.pending_groups());
+}
+
+/// Reading a lazy tracker: every state brought to the current step (one pass over both states).
+void BM_TrackAllRead(benchmark::State& state) {
+  const index n = state.range(0);
+  bool fresh = false;
+  auto& f = fixture<track_all_fixture>(key_of("track-all", n, state.range(1), 1), fresh, n, state.range(1),
+                                       hydra::update_mode::lazy);
+  for (auto _ : state) {
+    state.PauseTiming();
+    f.tracker.before_update(f.next());  // leaves 64 rows current and the rest one step behind
+    state.ResumeTiming();
+    benchmark::DoNotOptimize(f.tracker.hypergradients().data);
+  }
+  state.counters["bytes/s"] =
+      byte_rate(4.0 * static_cast<double>(n * f.p.parameters()) * sizeof(T), state.iterations());
+}
 
 // ---- references ---------------------------------------------------------------------------------
 
@@ -366,6 +424,11 @@ BENCHMARK(BM_Memcpy)->Apply(state_sizes);
 BENCHMARK(BM_CpuCopy)->Apply(state_sizes);
 BENCHMARK(BM_MeanGradient)->Apply(model_sizes);
 BENCHMARK(BM_PerSampleGradients)->Apply(model_sizes);
+// Every sample tracked, n = 4096 at H = 32 (2 · 4096 · 25 450 floats = 0.83 GB of states): the
+// eager step streams all of them, the lazy step 64 rows; the predicted ratio of their state
+// traffic is n / B = 64.
+BENCHMARK(BM_TrackAllStep)->ArgNames({"n", "H", "lazy"})->Args({4096, 32, 0})->Args({4096, 32, 1})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TrackAllRead)->ArgNames({"n", "H"})->Args({4096, 32})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_HessianVectorProducts)->ArgNames({"k", "H"})->Args({256, 128})->Unit(benchmark::kMillisecond);
 
 } // namespace

@@ -1,13 +1,13 @@
 #pragma once
 // The umbrella header: everything hydra offers on the CPU.
 //
-//   core/      index, views, owning containers, errors
+//   core/      index, views, owning containers, errors, the checkpoint archive format
 //   backend/   the operation set (Backend concept) and hydra::cpu on Eigen
 //   nn/        layers (dense, convolution, pooling), losses, Sequential, ready models incl. LeNet5
 //              (Layer, Loss, Model concepts)
 //   optim/     SGD and learning-rate schedules (Optimizer, LearningRateSchedule concepts)
 //   data/      datasets, IDX / NPY / CIFAR-10 readers, batch orders (Dataset concept)
-//   train/     the training loop with per-step callbacks
+//   train/     the training loop with per-step callbacks, checkpoint and resume
 //   hypergradient/  dw_T/dε_i through training: Exact and HessianFree trackers, approximation error
 //   attribution/    contributions C(i, j), ranking helpers, ground truth by retraining
 //   influence/      the influence-function baseline (explicit, conjugate gradient, LiSSA)
@@ -18,6 +18,7 @@
 #include "hydra/attribution/ranking.hpp"
 #include "hydra/backend/concepts.hpp"
 #include "hydra/backend/cpu.hpp"
+#include "hydra/core/archive.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/core/random.hpp"
 #include "hydra/core/tensor.hpp"
@@ -47,4 +48,5 @@
 #include "hydra/optim/concepts.hpp"
 #include "hydra/optim/schedules.hpp"
 #include "hydra/optim/sgd.hpp"
+#include "hydra/train/checkpoint.hpp"
 #include "hydra/train/trainer.hpp"

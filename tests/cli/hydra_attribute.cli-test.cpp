@@ -3,10 +3,16 @@
 
 #include <doctest/doctest.h>
 
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <thread>
 #include <fstream>
 #include <sstream>
 #include <string>
@@ -278,6 +284,120 @@ TEST_CASE("hydra-attribute --model lenet5 takes N x 1 x 28 x 28 inputs") {
   CHECK_MESSAGE(bad.err.find("--train-x has samples of shape 784 but --model lenet5 takes N x 1 x 28 x 28 inputs") !=
                     std::string::npos,
                 bad.err);
+}
+
+namespace {
+std::string file_bytes(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+} // namespace
+
+TEST_CASE("hydra-attribute --update, --lean and --state-dir: the same attribution by other means") {
+  fixture f;
+  const auto common = f.data_args() + " --model mlp:3,6,3:tanh --epochs 4 --batch-size 5 --lr 0.2 --momentum 0.9" +
+                      " --weight-decay 0.01 --precision float64";
+  const auto lazy = run_tool(f.dir, common + " --out " + f.path("lazy"));
+  INFO(lazy.err);
+  REQUIRE(lazy.status == 0);
+  const auto eager = run_tool(f.dir, common + " --update eager --out " + f.path("eager"));
+  REQUIRE(eager.status == 0);
+  const auto H = load_npy_features<double>(f.dir / "lazy/hypergradients.npy").data;
+  const auto C = load_npy_features<double>(f.dir / "lazy/contributions.npy").data;
+  // Lazy regroups eager's products into 2 x 2 transfers: equal to rounding (docs/hypergradient.md).
+  CHECK(relative_error(H, load_npy_features<double>(f.dir / "eager/hypergradients.npy").data) <= 1e-12);
+  CHECK(file_bytes(f.dir / "lazy/weights.npy") == file_bytes(f.dir / "eager/weights.npy"));
+
+  const auto lean = run_tool(f.dir, common + " --lean --out " + f.path("lean"));
+  INFO(lean.err);
+  REQUIRE(lean.status == 0);
+  CHECK_FALSE(fs::exists(f.dir / "lean/hypergradients.npy"));
+  CHECK(relative_error(load_npy_features<double>(f.dir / "lean/contributions.npy").data, C) <= 1e-10);
+  CHECK(file_bytes(f.dir / "lean/weights.npy") == file_bytes(f.dir / "lazy/weights.npy"));
+
+  const auto mapped = run_tool(f.dir, common + " --state-dir " + f.path("states") + " --out " + f.path("mapped"));
+  REQUIRE(mapped.status == 0);
+  CHECK(file_bytes(f.dir / "mapped/hypergradients.npy") == file_bytes(f.dir / "lazy/hypergradients.npy"));
+  CHECK(fs::is_empty(f.dir / "states"));  // the scratch file is gone
+
+  auto expect_error = [&](const std::string& args, const std::string& needle) {
+    CAPTURE(args);
+    const auto r = run_tool(f.dir, common + args + " --out " + f.path("bad"));
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(r.err.find(needle) != std::string::npos, r.err);
+  };
+  expect_error(" --method exact --update lazy", "--update lazy applies to --method hessian-free only");
+  expect_error(" --method exact --lean", "--lean needs --method hessian-free");
+  expect_error(" --lean --checkpoint " + f.path("ck"), "--lean cannot be combined with --checkpoint");
+  expect_error(" --checkpoint-every 3", "--checkpoint-every needs --checkpoint");
+  expect_error(" --update sometimes", "--update");
+  expect_error(" --resume " + f.path("nowhere"), "checkpoint.hydra");
+}
+
+TEST_CASE("hydra-attribute killed mid-run (SIGKILL) and resumed writes the same bytes as an uninterrupted run") {
+  fixture f;
+  // Long enough (2,000 steps, a checkpoint every 20) that the kill lands mid-run.
+  const index n = 400, d = 8;
+  save_npy(f.dir / "xl.npy", normal_vector(static_cast<std::size_t>(n * d), 7), {n, d});
+  std::vector<std::int64_t> labels;
+  for (index i = 0; i < n; ++i) labels.push_back((i * 7 + 1) % 3);
+  save_npy(f.dir / "yl.npy", labels, {n});
+  std::vector<std::int64_t> tracked;
+  for (std::int64_t i = 0; i < n; i += 9) tracked.push_back(i);
+  save_npy(f.dir / "tl.npy", tracked, {static_cast<index>(tracked.size())});
+  const std::string args = "--train-x " + f.path("xl.npy") + " --train-y " + f.path("yl.npy") + " --test-x " +
+                           f.path("xt.npy") + " --test-y " + f.path("yt.npy") + " --model mlp:8,16,3:tanh" +
+                           " --epochs 50 --batch-size 10 --lr 0.05 --momentum 0.9 --weight-decay 0.001 --track " +
+                           f.path("tl.npy") + " --precision float64";
+  // xt has 3 features; give the test set 8.
+  save_npy(f.dir / "xt.npy", normal_vector(static_cast<std::size_t>(f.M * d), 8), {f.M, d});
+
+  const auto whole = run_tool(f.dir, args + " --out " + f.path("whole"));
+  INFO(whole.err);
+  REQUIRE(whole.status == 0);
+
+  // The interrupted run: started, killed with SIGKILL once a checkpoint exists.
+  const auto checkpoint = f.dir / "ck";
+  // Spawned directly (no shell in between), so that the signal reaches hydra-attribute itself.
+  std::vector<std::string> words{HYDRA_ATTRIBUTE_PATH};
+  std::istringstream split(args + " --checkpoint " + checkpoint.string() + " --checkpoint-every 20 --out " +
+                           f.path("killed"));
+  for (std::string word; split >> word;) words.push_back(word);
+  std::vector<char*> argv;
+  for (auto& word : words) argv.push_back(word.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t quiet;
+  ::posix_spawn_file_actions_init(&quiet);
+  ::posix_spawn_file_actions_addopen(&quiet, 1, "/dev/null", O_WRONLY, 0);
+  ::posix_spawn_file_actions_addopen(&quiet, 2, "/dev/null", O_WRONLY, 0);
+  pid_t child = 0;
+  REQUIRE(::posix_spawn(&child, words[0].c_str(), &quiet, nullptr, argv.data(), environ) == 0);
+  ::posix_spawn_file_actions_destroy(&quiet);
+  int status = 0;
+  bool exited = false;
+  for (int polls = 0; polls < 60000 && !fs::exists(checkpoint / "checkpoint.hydra"); ++polls) {
+    if (::waitpid(child, &status, WNOHANG) == child) {
+      exited = true;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  REQUIRE_FALSE(exited);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  ::kill(child, SIGKILL);
+  REQUIRE(::waitpid(child, &status, 0) == child);
+  REQUIRE_MESSAGE(WIFSIGNALED(status), "hydra-attribute finished before it could be killed; lengthen the run");
+  CHECK_FALSE(fs::exists(f.dir / "killed/weights.npy"));
+
+  const auto resumed = run_tool(f.dir, args + " --resume " + checkpoint.string() + " --out " + f.path("resumed"));
+  INFO(resumed.err);
+  REQUIRE(resumed.status == 0);
+  for (const char* name : {"weights.npy", "hypergradients.npy", "contributions.npy", "tracked.npy"}) {
+    CAPTURE(name);
+    CHECK(file_bytes(f.dir / "resumed" / name) == file_bytes(f.dir / "whole" / name));
+  }
 }
 
 } // namespace hydra::test

@@ -393,6 +393,35 @@ private:
     return best;
   }
 
+  /// One block of hypergradient_transfer: each element read once and written once (a plain loop
+  /// the compiler vectorises; an Eigen expression would need a copy of the old dv first).
+  template <class T>
+  static void transfer_block(index n, const T* m, bool fresh, T w, T eta, const T* __restrict source,
+                             T* __restrict D, T* __restrict G) {
+    const T m0 = m[0], m1 = m[1], m2 = m[2], m3 = m[3], ew = eta * w;
+    if (fresh && source == nullptr) {
+      std::fill(D, D + n, T(0));
+      std::fill(G, G + n, T(0));
+    } else if (fresh) {  // written without reading
+      for (index j = 0; j < n; ++j) {
+        D[j] = w * source[j];
+        G[j] = -ew * source[j];
+      }
+    } else if (source == nullptr) {
+      for (index j = 0; j < n; ++j) {
+        const T d = D[j], g = G[j];
+        D[j] = m0 * d + m1 * g;
+        G[j] = m2 * d + m3 * g;
+      }
+    } else {
+      for (index j = 0; j < n; ++j) {
+        const T d = D[j], g = G[j], s = source[j];
+        D[j] = m0 * d + m1 * g + w * s;
+        G[j] = m2 * d + m3 * g - ew * s;
+      }
+    }
+  }
+
 public:
 
   // ---- the hypergradient recurrence ----------------------------------------------------------
@@ -437,32 +466,19 @@ public:
                                      matrix_view<T> grad) {
     assert(dv.rows == grad.rows && dv.cols == grad.cols);
     constexpr index block = 2048;  // as in hypergradient_update: the check reads the block from L1
-    using Block = Eigen::Array<T, Eigen::Dynamic, 1, 0, block, 1>;
-    Block old_dv;
     T poison = T(0);
     for (index k = 0; k < count; ++k) {
       const index r = state_rows[k];
       const T* m = transfers + 4 * k;
       const bool fresh = m[0] == T(0) && m[1] == T(0) && m[2] == T(0) && m[3] == T(0);
-      const bool has_source = source_rows[k] >= 0;
+      const T* source = source_rows[k] >= 0 ? sources.row(source_rows[k]) : nullptr;
+      const T w = source != nullptr ? weights[k] : T(0);
       for (index first = 0; first < dv.cols; first += block) {
         const index n = std::min(block, dv.cols - first);
-        auto D = Eigen::Map<Vec<T>>(dv.row(r) + first, n).array();
-        auto G = Eigen::Map<Vec<T>>(grad.row(r) + first, n).array();
-        if (fresh) {
-          D.setZero();
-          G.setZero();
-        } else {
-          old_dv = D;
-          D = m[0] * old_dv + m[1] * G;
-          G = m[2] * old_dv + m[3] * G;
-        }
-        if (has_source) {
-          const auto S = Eigen::Map<const Vec<T>>(sources.row(source_rows[k]) + first, n).array();
-          D += weights[k] * S;
-          G -= (eta * weights[k]) * S;
-        }
-        poison += (D - D).sum() + (G - G).sum();
+        transfer_block(n, m, fresh, w, eta, source != nullptr ? source + first : nullptr, dv.row(r) + first,
+                       grad.row(r) + first);
+        poison += (Eigen::Map<const Vec<T>>(dv.row(r) + first, n).array() * T(0)).sum() +
+                  (Eigen::Map<const Vec<T>>(grad.row(r) + first, n).array() * T(0)).sum();
       }
     }
     return poison == T(0);

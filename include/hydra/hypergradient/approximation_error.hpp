@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <algorithm>
 #include <functional>
+#include <span>
 #include <string>
 #include <utility>
 #include <vector>
@@ -111,6 +112,21 @@ public:
   [[nodiscard]] index first_product_violation() const noexcept { return first_product_violation_; }
   /// The first step whose rate exceeds the previous one, or −1.
   [[nodiscard]] index first_increase() const noexcept { return first_increase_; }
+
+  /// Checkpoints: a resumed run remembers the last rate and the violations already reported.
+  template <class Archive>
+  void save_state(Archive& archive) const {
+    const double record[] = {previous_, static_cast<double>(first_product_violation_), static_cast<double>(first_increase_)};
+    archive.template write<double>("theorem1_conditions", std::span<const double>(record));
+  }
+  template <class Archive>
+  void load_state(Archive& archive) {
+    double record[3];
+    archive.template read<double>("theorem1_conditions", std::span<double>(record));
+    previous_ = record[0];
+    first_product_violation_ = static_cast<index>(record[1]);
+    first_increase_ = static_cast<index>(record[2]);
+  }
 
 private:
   static std::string number(double v) {

@@ -217,6 +217,58 @@ public:
   /// Lazy mode: distinct last-touch steps with states waiting (each costs 4 multiplies per step).
   [[nodiscard]] index pending_groups() const noexcept { return ledger_.live_groups(); }
 
+  /// Checkpoints (train/checkpoint via the trainer): the configuration for verification, the
+  /// lazy ledger and both states exactly as stored (not brought up to date, so a resumed run
+  /// performs the identical arithmetic). Archive is hydra::archive_writer / archive_reader.
+  template <class Archive>
+  void save_state(Archive& archive) const {
+    archive.write_string("tracker.policy", Policy::name);
+    archive.template write<index>("tracker.shape", std::span<const index>(shape_record()));
+    archive.template write<double>("tracker.hyperparameters", std::span<const double>(hyperparameter_record()));
+    archive.template write<index>("tracker.tracked", std::span<const index>(tracked_));
+    const auto ledger = ledger_.save();
+    archive.template write<index>("tracker.ledger.group_of", std::span<const index>(ledger.group_of));
+    archive.template write<double>("tracker.ledger.products", std::span<const double>(ledger.products));
+    archive.template write<index>("tracker.ledger.members", std::span<const index>(ledger.members));
+    save_rows(archive, "tracker.momentum_derivatives", states_.momentum_derivatives());
+    save_rows(archive, "tracker.hypergradients", states_.hypergradients());
+  }
+
+  /// Restores what save_state wrote; refuses (format_error naming the field) a checkpoint of
+  /// another configuration.
+  template <class Archive>
+  void load_state(Archive& archive) {
+    expect_same(archive, "tracker.policy", archive.read_string("tracker.policy", 64), Policy::name);
+    const auto shape = archive.template read_vector<index>("tracker.shape", 16);
+    const auto want_shape = shape_record();
+    static constexpr const char* shape_fields[] = {"tracked samples", "state width", "training set size N",
+                                                   "update mode (1 = lazy)", "lean (1 = yes)", "steps"};
+    if (shape.size() != want_shape.size())
+      throw format_error(archive.path().string() + ": tracker.shape has " + std::to_string(shape.size()) + " fields, expected " +
+                         std::to_string(want_shape.size()));
+    for (std::size_t k = 0; k + 1 < shape.size(); ++k)  // the step count is restored, not compared
+      if (shape[k] != want_shape[k])
+        throw format_error(archive.path().string() + ": the checkpoint's tracker has " + shape_fields[k] + " = " +
+                           std::to_string(shape[k]) + ", this tracker has " + std::to_string(want_shape[k]));
+    const auto hyper = archive.template read_vector<double>("tracker.hyperparameters", 2);
+    const auto want_hyper = hyperparameter_record();
+    if (hyper.size() != 2 || hyper[0] != want_hyper[0] || hyper[1] != want_hyper[1])
+      throw format_error(archive.path().string() + ": the checkpoint's tracker has other momentum / weight decay");
+    const auto tracked = archive.template read_vector<index>("tracker.tracked", static_cast<std::uint64_t>(tracked_.size()));
+    if (tracked != tracked_)
+      throw format_error(archive.path().string() + ": the checkpoint tracks other training samples");
+    const auto n = static_cast<std::uint64_t>(tracked_count());
+    transfer_ledger::snapshot ledger;
+    ledger.group_of = archive.template read_vector<index>("tracker.ledger.group_of", n);
+    ledger.products = archive.template read_vector<double>("tracker.ledger.products", 4 * n + 4);
+    ledger.members = archive.template read_vector<index>("tracker.ledger.members", n + 1);
+    ledger_.restore(ledger);
+    load_rows(archive, "tracker.momentum_derivatives", states_.momentum_derivatives());
+    load_rows(archive, "tracker.hypergradients", states_.hypergradients());
+    steps_ = shape.back();
+    synchronized_at_ = -1;
+  }
+
 private:
   bool resolve_update_mode(update_mode m) const {
     if (m == update_mode::eager) return false;
@@ -242,6 +294,43 @@ private:
                                std::to_string(row_of_[static_cast<std::size_t>(i)]) + "] and tracked[" +
                                std::to_string(r) + "])");
       row_of_[static_cast<std::size_t>(i)] = static_cast<index>(r);
+    }
+  }
+
+  std::vector<index> shape_record() const {
+    return {tracked_count(), state_width(), N_, lazy_ ? 1 : 0, lean_ ? 1 : 0, steps_};
+  }
+  std::vector<double> hyperparameter_record() const { return {static_cast<double>(p_), static_cast<double>(lambda_)}; }
+
+  template <class Archive>
+  static void expect_same(Archive& archive, const char* field, const std::string& got, const std::string& want) {
+    if (got != want)
+      throw format_error(archive.path().string() + ": " + field + " is '" + got + "', this tracker's is '" + want + "'");
+  }
+
+  /// Rows in chunks through a host staging buffer (the states may be in device memory or larger
+  /// than RAM in a mapped file).
+  template <class Archive>
+  void save_rows(Archive& archive, const char* name, matrix_view<const T> rows) const {
+    archive.template begin_array<T>(name, static_cast<std::uint64_t>(rows.rows * rows.cols));
+    std::vector<T> staging(static_cast<std::size_t>(rows.cols));
+    for (index r = 0; r < rows.rows; ++r) {
+      B::copy_to_host(rows.row(r), rows.cols, staging.data());
+      archive.template append<T>(std::span<const T>(staging));
+      states_.release(r, 1);
+    }
+  }
+  template <class Archive>
+  void load_rows(Archive& archive, const char* name, matrix_view<T> rows) {
+    const auto count = archive.template begin_array<T>(name);
+    if (count != static_cast<std::uint64_t>(rows.rows * rows.cols))
+      throw format_error(archive.path().string() + ": " + name + " holds " + std::to_string(count) + " values, expected " +
+                         std::to_string(rows.rows * rows.cols));
+    std::vector<T> staging(static_cast<std::size_t>(rows.cols));
+    for (index r = 0; r < rows.rows; ++r) {
+      archive.template take<T>(std::span<T>(staging));
+      B::copy_from_host(staging.data(), rows.cols, rows.row(r));
+      states_.release(r, 1);
     }
   }
 

@@ -97,6 +97,13 @@ concept Optimizer = detail::optim::optimizer_value_type<O> &&
 template <class O, class T>
 concept OptimizerFor = Optimizer<O> && std::same_as<typename O::value_type, T>;
 
+/// An Optimizer whose whole state is its momentum buffer, readable by velocity() and replaceable
+/// by set_velocity(v) (v in the backend's memory): what resuming a run from a checkpoint needs.
+template <class O>
+concept CheckpointableOptimizer = Optimizer<O> && requires(O& o, vector_view<const typename O::value_type> v) {
+  o.set_velocity(v);
+};
+
 /// A stateful learning-rate schedule: learning_rate() is eta for the next optimizer step;
 /// step_completed() is called after every step, epoch_completed(m) after every epoch.
 template <class S>
