@@ -23,30 +23,13 @@
 
 #include "hydra/core/archive.hpp"
 #include "support/messages.hpp"
+#include "support/scratch_directory.hpp"
 
 namespace hydra::test {
 namespace {
 
 namespace fs = std::filesystem;
 
-/// A fresh directory under the system's temporary directory, removed with everything in it.
-struct scratch_directory {
-  fs::path path;
-  scratch_directory() {
-    static int counter = 0;
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path = fs::temp_directory_path() / ("hydra-archive-test-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(stamp) + "-" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~scratch_directory() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  scratch_directory(const scratch_directory&) = delete;
-  scratch_directory& operator=(const scratch_directory&) = delete;
-  [[nodiscard]] fs::path operator/(const char* name) const { return path / name; }
-};
 
 std::vector<char> bytes_of(const fs::path& file) {
   std::ifstream in(file, std::ios::binary);

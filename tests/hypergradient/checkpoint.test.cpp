@@ -19,6 +19,7 @@
 #include "hydra/optim/schedules.hpp"
 #include "hydra/optim/sgd.hpp"
 #include "hydra/train/trainer.hpp"
+#include "support/classification_data.hpp"
 #include "support/finite_difference.hpp"
 
 namespace hydra::test {
@@ -27,13 +28,6 @@ namespace fs = std::filesystem;
 
 using model_t = Mlp<double>;
 using loss_t = SoftmaxCrossEntropy<double>;
-
-dataset<double> classification_data(index n, index features, index classes, unsigned seed) {
-  auto x = normal_vector(static_cast<std::size_t>(n * features), seed);
-  std::vector<label_type> y(static_cast<std::size_t>(n));
-  for (index i = 0; i < n; ++i) y[static_cast<std::size_t>(i)] = static_cast<label_type>((i * 5 + 2) % classes);
-  return dataset<double>({features}, std::move(x), std::move(y), classes);
-}
 
 struct crash : std::runtime_error {
   crash() : std::runtime_error("simulated crash") {}
@@ -120,7 +114,7 @@ void check_resume(const tracking_run<Policy>& run, const std::string& name) {
 } // namespace
 
 TEST_CASE("a tracking run stopped mid-way and resumed ends with the same bits: lazy, eager, lean, file-backed, Exact") {
-  const auto data = classification_data(23, 4, 3, 3);
+  const auto data = classification_data(23, 4, 3, 3, 5, 2);
   SUBCASE("lazy") { check_resume(tracking_run<HessianFree>{data, {}}, "lazy"); }
   SUBCASE("eager") { check_resume(tracking_run<HessianFree>{data, {.update = update_mode::eager}}, "eager"); }
   SUBCASE("Exact") { check_resume(tracking_run<Exact>{data, {}}, "exact"); }
@@ -139,7 +133,7 @@ TEST_CASE("a tracking run stopped mid-way and resumed ends with the same bits: l
 }
 
 TEST_CASE("resuming with a tracker of another configuration is refused, naming what differs") {
-  const auto data = classification_data(23, 4, 3, 3);
+  const auto data = classification_data(23, 4, 3, 3, 5, 2);
   const auto directory = scratch("refused");
   tracking_run<HessianFree>{data, {}}(directory, 13, false);
   auto message = [&](const auto& run) {

@@ -16,18 +16,11 @@
 #include "hydra/nn/models.hpp"
 #include "hydra/optim/schedules.hpp"
 #include "hydra/optim/sgd.hpp"
+#include "support/classification_data.hpp"
 #include "support/finite_difference.hpp"
 
 namespace hydra::test {
 namespace {
-
-template <class T>
-dataset<T> classification_data(index n, index features, index classes, unsigned seed) {
-  const auto x = normal_vector(static_cast<std::size_t>(n * features), seed);
-  std::vector<label_type> y(static_cast<std::size_t>(n));
-  for (index i = 0; i < n; ++i) y[static_cast<std::size_t>(i)] = static_cast<label_type>((i * 7 + 2) % classes);
-  return dataset<T>({features}, std::vector<T>(x.begin(), x.end()), std::move(y), classes);
-}
 
 template <class T>
 std::vector<double> host_rows(matrix_view<const T> m) {
@@ -80,7 +73,7 @@ struct lazy_vs_eager {
 /// Trains once with a lazy and an eager HessianFree tracker attached; compares them.
 template <class S>
 lazy_vs_eager compare_lazy_and_eager(S schedule, double momentum, double weight_decay, std::vector<index> tracked) {
-  const auto data = classification_data<double>(23, 4, 3, 5);
+  const auto data = classification_data<double>(23, 4, 3, 5, 7, 2);
   const auto order = batch_order::shuffled(23, 5, 6, 17, /*drop_last=*/false);  // 5 steps per epoch, the last of 3
   model_t model(4, {6}, 3, activation::tanh);
   loss_t loss;
@@ -157,7 +150,7 @@ TEST_CASE("lazy HessianFree equals eager to 1e-12 across schedules, momentum, we
 }
 
 TEST_CASE("the plateau schedule in the lazy comparison does lower the rate during training") {
-  const auto data = classification_data<double>(23, 4, 3, 5);
+  const auto data = classification_data<double>(23, 4, 3, 5, 7, 2);
   model_t model(4, {6}, 3, activation::tanh);
   loss_t loss;
   SGD<double> optimizer(model.parameter_count(), {.momentum = 0.9});
@@ -223,7 +216,7 @@ TEST_CASE("a lazy tracker over 120,000 steps equals the eager one; a sample idle
   table.front() = 0;
   table.back() = 0;
   const auto order = batch_order::from_table(table, steps, 1, 4, 3);
-  const auto data = classification_data<double>(4, 2, 2, 8);
+  const auto data = classification_data<double>(4, 2, 2, 8, 7, 2);
   SoftmaxRegression<double> model(2, 2);
   loss_t loss;
   SGD<double> optimizer(model.parameter_count(), {.momentum = 0.9, .weight_decay = 1e-3});
@@ -242,7 +235,7 @@ TEST_CASE("a lazy tracker over 120,000 steps equals the eager one; a sample idle
 }
 
 TEST_CASE("float32 lazy states stay within float32 accuracy of the double recurrence along the same trajectory") {
-  const auto data = classification_data<float>(20, 4, 3, 6);
+  const auto data = classification_data<float>(20, 4, 3, 6, 7, 2);
   const auto order = batch_order::shuffled(20, 4, 8, 2);  // 40 steps
   Mlp<float> model(4, {5}, 3, activation::tanh);
   SoftmaxCrossEntropy<float> loss;
@@ -304,7 +297,7 @@ TEST_CASE("float32 lazy states stay within float32 accuracy of the double recurr
 }
 
 TEST_CASE("file-backed states give the same bits as memory, leave no file behind, and report a bad directory") {
-  const auto data = classification_data<double>(23, 4, 3, 5);
+  const auto data = classification_data<double>(23, 4, 3, 5, 7, 2);
   const auto order = batch_order::shuffled(23, 5, 4, 3);
   const auto directory = std::filesystem::temp_directory_path() / "hydra-lazy-test-states";
   std::filesystem::remove_all(directory);

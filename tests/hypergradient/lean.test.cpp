@@ -11,17 +11,11 @@
 #include "hydra/nn/models.hpp"
 #include "hydra/optim/schedules.hpp"
 #include "hydra/optim/sgd.hpp"
+#include "support/classification_data.hpp"
 #include "support/finite_difference.hpp"
 
 namespace hydra::test {
 namespace {
-
-dataset<double> classification_data(index n, index features, index classes, unsigned seed) {
-  auto x = normal_vector(static_cast<std::size_t>(n * features), seed);
-  std::vector<label_type> y(static_cast<std::size_t>(n));
-  for (index i = 0; i < n; ++i) y[static_cast<std::size_t>(i)] = static_cast<label_type>((i * 5 + 3) % classes);
-  return dataset<double>({features}, std::move(x), std::move(y), classes);
-}
 
 using model_t = Mlp<double>;
 using loss_t = SoftmaxCrossEntropy<double>;
@@ -51,9 +45,9 @@ std::vector<double> train(model_t& model, loss_t& loss, const dataset<double>& t
 } // namespace
 
 TEST_CASE("lean contributions equal full-mode contributions to 1e-10, lazy and eager") {
-  const auto train_set = classification_data(40, 5, 3, 1);
-  const auto valid = classification_data(12, 5, 3, 2);
-  const auto test_set = classification_data(7, 5, 3, 3);
+  const auto train_set = classification_data(40, 5, 3, 1, 5, 3);
+  const auto valid = classification_data(12, 5, 3, 2, 5, 3);
+  const auto test_set = classification_data(7, 5, 3, 3, 5, 3);
   model_t model(5, {8}, 3, activation::tanh);
   loss_t loss;
   const index N = train_set.size();

@@ -13,17 +13,11 @@
 #include "hydra/optim/schedules.hpp"
 #include "hydra/optim/sgd.hpp"
 #include "hypergradient/retraining.hpp"
+#include "support/classification_data.hpp"
 #include "support/finite_difference.hpp"
 
 namespace hydra::test {
 namespace {
-
-dataset<double> classification_data(index n, index features, index classes, unsigned seed) {
-  auto x = normal_vector(static_cast<std::size_t>(n * features), seed);
-  std::vector<label_type> y(static_cast<std::size_t>(n));
-  for (index i = 0; i < n; ++i) y[static_cast<std::size_t>(i)] = static_cast<label_type>((i * 5 + 1) % classes);
-  return dataset<double>({features}, std::move(x), std::move(y), classes);
-}
 
 std::vector<double> decaying_rates(index steps, double eta0, double gamma) {
   std::vector<double> r(static_cast<std::size_t>(steps));

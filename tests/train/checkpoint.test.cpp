@@ -32,28 +32,13 @@
 #include "hydra/train/checkpoint.hpp"
 #include "hydra/train/trainer.hpp"
 #include "support/messages.hpp"
+#include "support/scratch_directory.hpp"
 
 namespace hydra::test {
 namespace {
 
 namespace fs = std::filesystem;
 
-struct scratch_directory {
-  fs::path path;
-  scratch_directory() {
-    static int counter = 0;
-    const auto stamp = std::chrono::steady_clock::now().time_since_epoch().count();
-    path = fs::temp_directory_path() / ("hydra-checkpoint-test-" + std::to_string(::getpid()) + "-" +
-                                        std::to_string(stamp) + "-" + std::to_string(counter++));
-    fs::create_directories(path);
-  }
-  ~scratch_directory() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  scratch_directory(const scratch_directory&) = delete;
-  scratch_directory& operator=(const scratch_directory&) = delete;
-};
 
 /// Three classes in four features with overlapping clusters, so the loss stays well above zero.
 template <class T>
