@@ -23,7 +23,7 @@
 
 #include "hydra/core/archive.hpp"
 #include "support/messages.hpp"
-#include "support/scratch_directory.hpp"
+#include "support/temp_dir.hpp"
 
 namespace hydra::test {
 namespace {
@@ -111,7 +111,7 @@ bool same_bits(const std::vector<T>& a, const std::vector<T>& b) {
 } // namespace
 
 TEST_CASE("archive round trip of every element type, strings, structs and empty sections") {
-  scratch_directory dir;
+  temp_dir dir;
   const auto file = dir / "all.hydra";
   const auto i8 = ramp<std::int8_t>(7);
   const auto i16 = ramp<std::int16_t>(9);
@@ -203,7 +203,7 @@ TEST_CASE("archive round trip of every element type, strings, structs and empty 
 }
 
 TEST_CASE("archive chunked arrays: any chunking on either side, across the buffer") {
-  scratch_directory dir;
+  temp_dir dir;
   const auto file = dir / "chunks.hydra";
   const std::size_t n = (std::size_t(5) << 20) / sizeof(float) + 7;  // 5 MiB and a bit
   const auto values = ramp<float>(n);
@@ -251,7 +251,7 @@ TEST_CASE("archive chunked arrays: any chunking on either side, across the buffe
 }
 
 TEST_CASE("archive reader: a section that differs names the file, the section expected and what was found") {
-  scratch_directory dir;
+  temp_dir dir;
   const auto file = dir / "small.hydra";
   write_small(file);
   read_small(file);
@@ -337,7 +337,7 @@ TEST_CASE("archive reader: a section that differs names the file, the section ex
 }
 
 TEST_CASE("archive reader: a file truncated at any byte gives format_error saying truncated, never a crash") {
-  scratch_directory dir;
+  temp_dir dir;
   const auto file = dir / "small.hydra";
   write_small(file);
   const auto bytes = bytes_of(file);
@@ -379,7 +379,7 @@ TEST_CASE("archive reader: a file truncated at any byte gives format_error sayin
 }
 
 TEST_CASE("archive reader: a flipped byte anywhere gives format_error; in a payload, at finish() by the checksum") {
-  scratch_directory dir;
+  temp_dir dir;
   const auto file = dir / "small.hydra";
   write_small(file);
   const auto bytes = bytes_of(file);
@@ -428,7 +428,7 @@ TEST_CASE("archive reader: a flipped byte anywhere gives format_error; in a payl
 }
 
 TEST_CASE("archive reader: bad headers, foreign byte order, other versions, corrupt fields, trailing bytes") {
-  scratch_directory dir;
+  temp_dir dir;
   const auto file = dir / "small.hydra";
   write_small(file);
   const auto bytes = bytes_of(file);
@@ -438,7 +438,7 @@ TEST_CASE("archive reader: bad headers, foreign byte order, other versions, corr
   const auto no_file = message_of<io_error>([&] { archive_reader in(missing); });
   CHECK(contains(no_file, "cannot open"));
   CHECK(contains(no_file, missing.string()));
-  CHECK_THROWS_AS(archive_reader(dir.path), io_error);  // a directory
+  CHECK_THROWS_AS(archive_reader(dir.path()), io_error);  // a directory
 
   std::vector<char> text(64, 'x');
   write_bytes(other, text, text.size());
@@ -504,7 +504,7 @@ TEST_CASE("archive reader: bad headers, foreign byte order, other versions, corr
 }
 
 TEST_CASE("archive writer: misuse is invalid_argument naming the section; io_error names the file") {
-  scratch_directory dir;
+  temp_dir dir;
   const auto file = dir / "w.hydra";
   {
     archive_writer out(file);
@@ -544,7 +544,7 @@ TEST_CASE("archive writer: misuse is invalid_argument naming the section; io_err
 }
 
 TEST_CASE("archive writer: nothing reaches the path before commit; commit replaces the archive there") {
-  scratch_directory dir;
+  temp_dir dir;
   const auto file = dir / "ckpt.hydra";
   const auto tmp = fs::path(file.string() + ".tmp");
 

@@ -10,8 +10,6 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
 #include "hydra/attribution/contributions.hpp"
 #include "hydra/hypergradient/tracker.hpp"
 #include "hydra/nn/loss.hpp"
@@ -21,6 +19,7 @@
 #include "hydra/train/trainer.hpp"
 #include "support/classification_data.hpp"
 #include "support/finite_difference.hpp"
+#include "support/temp_dir.hpp"
 
 namespace hydra::test {
 namespace {
@@ -91,24 +90,18 @@ struct tracking_run {
   }
 };
 
-fs::path scratch(const std::string& name) {
-  const auto p = fs::temp_directory_path() / ("hydra-tracker-checkpoint-" + std::to_string(::getpid()) + "-" + name);
-  fs::remove_all(p);
-  return p;
-}
-
 /// Uninterrupted, then stopped after step 13 (mid-epoch; last checkpoint after step 11) and
 /// resumed: the same bits.
 template <class Policy>
 void check_resume(const tracking_run<Policy>& run, const std::string& name) {
   const auto whole = run({}, -1, false);
-  const auto directory = scratch(name);
+  const temp_dir scratch(name);
+  const auto directory = scratch / "checkpoints";
   const auto stopped = run(directory, 13, false);
   CHECK(stopped.w != whole.w);  // the stop happened before the end
   const auto resumed = run(directory, -1, true);
   CHECK(resumed.w == whole.w);
   CHECK(resumed.states == whole.states);
-  fs::remove_all(directory);
 }
 
 } // namespace
@@ -119,9 +112,8 @@ TEST_CASE("a tracking run stopped mid-way and resumed ends with the same bits: l
   SUBCASE("eager") { check_resume(tracking_run<HessianFree>{data, {.update = update_mode::eager}}, "eager"); }
   SUBCASE("Exact") { check_resume(tracking_run<Exact>{data, {}}, "exact"); }
   SUBCASE("file-backed lazy") {
-    const auto states = scratch("states");
-    check_resume(tracking_run<HessianFree>{data, {.state_directory = states}}, "mapped");
-    fs::remove_all(states);
+    const temp_dir states("states");
+    check_resume(tracking_run<HessianFree>{data, {.state_directory = states.path()}}, "mapped");
   }
   SUBCASE("lean") {
     model_t model(4, {6}, 3);
@@ -134,7 +126,8 @@ TEST_CASE("a tracking run stopped mid-way and resumed ends with the same bits: l
 
 TEST_CASE("resuming with a tracker of another configuration is refused, naming what differs") {
   const auto data = classification_data(23, 4, 3, 3, 5, 2);
-  const auto directory = scratch("refused");
+  const temp_dir scratch("refused");
+  const auto directory = scratch / "checkpoints";
   tracking_run<HessianFree>{data, {}}(directory, 13, false);
   auto message = [&](const auto& run) {
     try {
@@ -149,7 +142,6 @@ TEST_CASE("resuming with a tracker of another configuration is refused, naming w
                 message(tracking_run<HessianFree>{data, {.update = update_mode::eager}}));
   CHECK(message(tracking_run<Exact>{data, {}}).find("tracker.policy is 'hessian-free', this tracker's is 'exact'") !=
         std::string::npos);
-  fs::remove_all(directory);
 }
 
 } // namespace hydra::test

@@ -32,7 +32,7 @@
 #include "hydra/train/checkpoint.hpp"
 #include "hydra/train/trainer.hpp"
 #include "support/messages.hpp"
-#include "support/scratch_directory.hpp"
+#include "support/temp_dir.hpp"
 
 namespace hydra::test {
 namespace {
@@ -210,8 +210,8 @@ void check_resume_is_bit_identical(const char* schedule_name, const Schedule& pr
 
   // The same run with checkpoints, dying at step 10 before its update (right after the end of
   // epoch 1) or at step 12 after its update (in the middle of epoch 2).
-  scratch_directory dir;
-  const auto options = with_checkpoints(dir.path, every_steps);
+  temp_dir dir;
+  const auto options = with_checkpoints(dir.path(), every_steps);
   const index crash_step = crash_after_epoch_end ? 10 : 12;
   {
     process<T, Schedule> first(prototype, options);
@@ -220,8 +220,8 @@ void check_resume_is_bit_identical(const char* schedule_name, const Schedule& pr
     CHECK_THROWS_AS(first.fit.fit(first.view(), p.train, p.order, &p.validation, t, crash), simulated_crash);
   }
   const index resumed_at = crash_after_epoch_end || every_steps == 0 ? 10 : 12;
-  CHECK(steps_done_in(dir.path) == resumed_at);
-  CHECK(!fs::exists(checkpoint_path(dir.path).string() + ".tmp"));
+  CHECK(steps_done_in(dir.path()) == resumed_at);
+  CHECK(!fs::exists(checkpoint_path(dir.path()).string() + ".tmp"));
   // The schedule's state in the checkpoint is not its initial state: every schedule here has
   // lowered the rate by then (the plateau rule at the end of epoch 1, the step milestone after
   // epoch 2, the list by itself).
@@ -233,7 +233,7 @@ void check_resume_is_bit_identical(const char* schedule_name, const Schedule& pr
   std::fill(second.w.begin(), second.w.end(), T(7));
   trace t;
   first_step probe;
-  const auto history = second.fit.resume(dir.path, second.view(), p.train, p.order, &p.validation, t, probe);
+  const auto history = second.fit.resume(dir.path(), second.view(), p.train, p.order, &p.validation, t, probe);
   CHECK(probe.step == resumed_at);
   CHECK(same_bits(probe.rate, reference_trace.rates[static_cast<std::size_t>(resumed_at)]));
   CHECK(probe.rate < reference_trace.rates[0]);
@@ -243,7 +243,7 @@ void check_resume_is_bit_identical(const char* schedule_name, const Schedule& pr
   CHECK(same_state(second.schedule.state(), reference.schedule.state()));
   CHECK(same_history(history, reference_history));
   CHECK(same_trace(t, reference_trace));
-  CHECK(steps_done_in(dir.path) == 30);  // the resumed run went on writing checkpoints
+  CHECK(steps_done_in(dir.path()) == 30);  // the resumed run went on writing checkpoints
 }
 
 template <class T>
@@ -359,8 +359,8 @@ TEST_CASE("checkpoints are taken after every epoch and every k-th step, after th
   const problem<double> p;
   for (const index every : {index{0}, index{3}, index{7}}) {
     CAPTURE(every);
-    scratch_directory dir;
-    process<double, plateau_schedule> run(plateau_schedule(0.3, 0.5, 1, 0.4), with_checkpoints(dir.path / "a" / "b", every));
+    temp_dir dir;
+    process<double, plateau_schedule> run(plateau_schedule(0.3, 0.5, 1, 0.4), with_checkpoints(dir.path() / "a" / "b", every));
     std::vector<std::int64_t> saves, epochs_at_save;
     save_log log{&saves, &epochs_at_save};
     (void)run.fit.fit(run.view(), p.train, p.order, &p.validation, log);
@@ -373,8 +373,8 @@ TEST_CASE("checkpoints are taken after every epoch and every k-th step, after th
     }
     CHECK(saves == expected);
     CHECK(epochs_at_save == expected_epochs);
-    CHECK(fs::is_directory(dir.path / "a" / "b"));  // created
-    CHECK(steps_done_in(dir.path / "a" / "b") == 30);
+    CHECK(fs::is_directory(dir.path() / "a" / "b"));  // created
+    CHECK(steps_done_in(dir.path() / "a" / "b") == 30);
   }
 
   // Without a directory nothing is written and save_state is never called.
@@ -387,14 +387,14 @@ TEST_CASE("checkpoints are taken after every epoch and every k-th step, after th
 
 TEST_CASE("a checkpoint holds the documented sections in the documented order") {
   const problem<float> p;
-  scratch_directory dir;
-  process<float, step_schedule> run(step_schedule(0.3, {2}, 0.5), with_checkpoints(dir.path, 4));
+  temp_dir dir;
+  process<float, step_schedule> run(step_schedule(0.3, {2}, 0.5), with_checkpoints(dir.path(), 4));
   trace t;
   crash_at crash{12, true};  // dies right after the checkpoint at 12 steps: two steps into epoch 2
   CHECK_THROWS_AS(run.fit.fit(run.view(), p.train, p.order, &p.validation, t, crash), simulated_crash);
 
   const auto n = static_cast<std::size_t>(run.model.parameter_count());
-  archive_reader in(checkpoint_path(dir.path));
+  archive_reader in(checkpoint_path(dir.path()));
   CHECK(in.read_string("format") == "hydra.trainer.checkpoint");
   CHECK(in.read_value<std::uint32_t>("version") == 1);
   CHECK(in.read_value<std::int64_t>("steps_done") == 12);
@@ -433,14 +433,14 @@ TEST_CASE("a checkpoint holds the documented sections in the documented order") 
 
 TEST_CASE("resume of a finished run restores its end and trains no further") {
   const problem<double> p;
-  scratch_directory dir;
-  process<double, list_schedule> first(list_schedule(std::vector<double>(30, 0.2)), with_checkpoints(dir.path, 0));
+  temp_dir dir;
+  process<double, list_schedule> first(list_schedule(std::vector<double>(30, 0.2)), with_checkpoints(dir.path(), 0));
   trace t1;
   const auto history = first.fit.fit(first.view(), p.train, p.order, &p.validation, t1);
-  process<double, list_schedule> second(list_schedule(std::vector<double>(30, 0.2)), with_checkpoints(dir.path, 0));
+  process<double, list_schedule> second(list_schedule(std::vector<double>(30, 0.2)), with_checkpoints(dir.path(), 0));
   trace t2;
   first_step probe;
-  const auto resumed = second.fit.resume(dir.path, second.view(), p.train, p.order, &p.validation, t2, probe);
+  const auto resumed = second.fit.resume(dir.path(), second.view(), p.train, p.order, &p.validation, t2, probe);
   CHECK(probe.step == -1);
   CHECK(same_bits(second.w, first.w));
   CHECK(same_bits(second.velocity(), first.velocity()));
@@ -451,14 +451,14 @@ TEST_CASE("resume of a finished run restores its end and trains no further") {
 
 TEST_CASE("resume refuses another run's checkpoint, naming the file and the field, and restores nothing") {
   const problem<double> p;
-  scratch_directory dir;
+  temp_dir dir;
   {
-    process<double, plateau_schedule> run(plateau_schedule(0.3, 0.5), with_checkpoints(dir.path, 0));
+    process<double, plateau_schedule> run(plateau_schedule(0.3, 0.5), with_checkpoints(dir.path(), 0));
     trace t;
     crash_at crash{7, true};
     CHECK_THROWS_AS(run.fit.fit(run.view(), p.train, p.order, &p.validation, t, crash), simulated_crash);
   }
-  const auto file = checkpoint_path(dir.path).string();
+  const auto file = checkpoint_path(dir.path()).string();
 
   process<double, plateau_schedule> fresh(plateau_schedule(0.3, 0.5), quiet());
   std::fill(fresh.w.begin(), fresh.w.end(), 7.0);
@@ -471,18 +471,18 @@ TEST_CASE("resume refuses another run's checkpoint, naming the file and the fiel
   trace t;
 
   const auto other_seed = batch_order::shuffled(40, 8, 6, /*seed=*/12);
-  const auto seed_message = message_of<format_error>([&] { (void)fresh.fit.resume(dir.path, fresh.view(), p.train, other_seed, &p.validation, t); });
+  const auto seed_message = message_of<format_error>([&] { (void)fresh.fit.resume(dir.path(), fresh.view(), p.train, other_seed, &p.validation, t); });
   CHECK(contains(seed_message, file));
   CHECK(contains(seed_message, "batch_order.fingerprint"));
   CHECK(untouched());
 
   const auto other_batch = batch_order::shuffled(40, 4, 3, 11);
-  const auto batch_message = message_of<shape_error>([&] { (void)fresh.fit.resume(dir.path, fresh.view(), p.train, other_batch, &p.validation, t); });
+  const auto batch_message = message_of<shape_error>([&] { (void)fresh.fit.resume(dir.path(), fresh.view(), p.train, other_batch, &p.validation, t); });
   CHECK(contains(batch_message, file));
   CHECK(contains(batch_message, "its batch_order.batch_size is 8, this run's is 4"));
 
   const auto longer = batch_order::shuffled(40, 8, 7, 11);
-  CHECK(contains(message_of<shape_error>([&] { (void)fresh.fit.resume(dir.path, fresh.view(), p.train, longer, &p.validation, t); }),
+  CHECK(contains(message_of<shape_error>([&] { (void)fresh.fit.resume(dir.path(), fresh.view(), p.train, longer, &p.validation, t); }),
                  "its batch_order.steps is 30, this run's is 35"));
 
   {  // another model size
@@ -493,7 +493,7 @@ TEST_CASE("resume refuses another run's checkpoint, naming the file and the fiel
     trainer fit(wider, loss, optimizer, schedule, quiet());
     std::vector<double> w(static_cast<std::size_t>(wider.parameter_count()));
     const auto message = message_of<shape_error>(
-        [&] { (void)fit.resume(dir.path, vector_view<double>(w.data(), wider.parameter_count()), p.train, p.order, &p.validation, t); });
+        [&] { (void)fit.resume(dir.path(), vector_view<double>(w.data(), wider.parameter_count()), p.train, p.order, &p.validation, t); });
     CHECK(contains(message, file));
     CHECK(contains(message, "its parameter_count is " + std::to_string(fresh.model.parameter_count()) + ", this run's is " +
                                 std::to_string(wider.parameter_count())));
@@ -502,7 +502,7 @@ TEST_CASE("resume refuses another run's checkpoint, naming the file and the fiel
     const problem<float> pf;
     process<float, plateau_schedule> single(plateau_schedule(0.3, 0.5), quiet());
     const auto message =
-        message_of<format_error>([&] { (void)single.fit.resume(dir.path, single.view(), pf.train, pf.order, &pf.validation, t); });
+        message_of<format_error>([&] { (void)single.fit.resume(dir.path(), single.view(), pf.train, pf.order, &pf.validation, t); });
     CHECK(contains(message, file));
     CHECK(contains(message, "its scalar_type is float64, this run's is float32"));
   }
@@ -514,27 +514,27 @@ TEST_CASE("resume refuses another run's checkpoint, naming the file and the fiel
     trainer fit(model, loss, optimizer, schedule, quiet());
     std::vector<double> w(static_cast<std::size_t>(model.parameter_count()));
     const auto message = message_of<invalid_argument>(
-        [&] { (void)fit.resume(dir.path, vector_view<double>(w.data(), model.parameter_count()), p.train, p.order, &p.validation, t); });
+        [&] { (void)fit.resume(dir.path(), vector_view<double>(w.data(), model.parameter_count()), p.train, p.order, &p.validation, t); });
     CHECK(contains(message, "its optimizer.momentum is 0.9"));
   }
   {  // another kind of schedule: restore() refuses it
     process<double, step_schedule> run(step_schedule(0.3, {2}, 0.5), quiet());
-    CHECK(contains(message_of<invalid_argument>([&] { (void)run.fit.resume(dir.path, run.view(), p.train, p.order, &p.validation, t); }),
+    CHECK(contains(message_of<invalid_argument>([&] { (void)run.fit.resume(dir.path(), run.view(), p.train, p.order, &p.validation, t); }),
                    "the state belongs to a plateau_schedule, not a step_schedule"));
     CHECK(run.schedule.steps_completed() == 0);
   }
   CHECK(same_trace(t, trace{}));  // no callback was restored by a refused resume
 
   // Not the callbacks it was written with.
-  const auto callbacks = message_of<format_error>([&] { (void)fresh.fit.resume(dir.path, fresh.view(), p.train, p.order, &p.validation); });
+  const auto callbacks = message_of<format_error>([&] { (void)fresh.fit.resume(dir.path(), fresh.view(), p.train, p.order, &p.validation); });
   CHECK(contains(callbacks, file));
   CHECK(contains(callbacks, "holds the state of 1 callbacks, but resume() was given 0"));
   CHECK(untouched());
 
   // No checkpoint at all.
-  scratch_directory empty;
-  const auto missing = message_of<io_error>([&] { (void)fresh.fit.resume(empty.path, fresh.view(), p.train, p.order, &p.validation, t); });
-  CHECK(contains(missing, checkpoint_path(empty.path).string()));
+  temp_dir empty;
+  const auto missing = message_of<io_error>([&] { (void)fresh.fit.resume(empty.path(), fresh.view(), p.train, p.order, &p.validation, t); });
+  CHECK(contains(missing, checkpoint_path(empty.path()).string()));
 
   // A damaged checkpoint: found by the checksum before anything, callbacks included, is restored.
   {
@@ -543,7 +543,7 @@ TEST_CASE("resume refuses another run's checkpoint, naming the file and the fiel
     damage.put('\x55');
   }
   trace before = t;
-  const auto corrupt = message_of<format_error>([&] { (void)fresh.fit.resume(dir.path, fresh.view(), p.train, p.order, &p.validation, t); });
+  const auto corrupt = message_of<format_error>([&] { (void)fresh.fit.resume(dir.path(), fresh.view(), p.train, p.order, &p.validation, t); });
   CHECK(contains(corrupt, file));
   CHECK(contains(corrupt, "corrupt"));
   CHECK(untouched());
@@ -556,8 +556,8 @@ TEST_CASE("a crash while a checkpoint is written leaves the previous checkpoint,
   trace reference_trace;
   const auto reference_history = reference.fit.fit(reference.view(), p.train, p.order, &p.validation, reference_trace);
 
-  scratch_directory dir;
-  const auto options = with_checkpoints(dir.path, 3);
+  temp_dir dir;
+  const auto options = with_checkpoints(dir.path(), 3);
   {
     process<double, plateau_schedule> first(plateau_schedule(0.3, 0.5, 1, 0.4), options);
     trace t;
@@ -566,15 +566,15 @@ TEST_CASE("a crash while a checkpoint is written leaves the previous checkpoint,
     CHECK_THROWS_AS(first.fit.fit(first.view(), p.train, p.order, &p.validation, t, flaky), simulated_crash);
     CHECK(calls == 5);
   }
-  CHECK(steps_done_in(dir.path) == 9);
-  CHECK(!fs::exists(checkpoint_path(dir.path).string() + ".tmp"));
-  archive_reader::verify(checkpoint_path(dir.path));
+  CHECK(steps_done_in(dir.path()) == 9);
+  CHECK(!fs::exists(checkpoint_path(dir.path()).string() + ".tmp"));
+  archive_reader::verify(checkpoint_path(dir.path()));
 
   process<double, plateau_schedule> second(plateau_schedule(0.3, 0.5, 1, 0.4), options);
   trace t;
   int calls = 0;
   flaky_saver steady{&calls};
-  const auto history = second.fit.resume(dir.path, second.view(), p.train, p.order, &p.validation, t, steady);
+  const auto history = second.fit.resume(dir.path(), second.view(), p.train, p.order, &p.validation, t, steady);
   CHECK(same_bits(second.w, reference.w));
   CHECK(same_bits(second.velocity(), reference.velocity()));
   CHECK(same_state(second.schedule.state(), reference.schedule.state()));
@@ -589,32 +589,32 @@ TEST_CASE("checkpoints need a checkpointable optimizer and schedule; fit without
   std::vector<double> w(static_cast<std::size_t>(model.parameter_count()));
   model.initialize(vector_view<double>(w.data(), model.parameter_count()), 5);
   const vector_view<double> view(w.data(), model.parameter_count());
-  scratch_directory dir;
+  temp_dir dir;
 
   sgd_without_set_velocity plain{SGD<double>(model.parameter_count(), {.momentum = 0.9})};
   plateau_schedule schedule(0.3, 0.5);
   trainer plain_fit(model, loss, plain, schedule, quiet());
   CHECK(plain_fit.fit(view, p.train, p.order, &p.validation).size() == 6);  // no checkpoints: as ever
-  trainer plain_checkpointed(model, loss, plain, schedule, with_checkpoints(dir.path, 0));
+  trainer plain_checkpointed(model, loss, plain, schedule, with_checkpoints(dir.path(), 0));
   const auto message = message_of<invalid_argument>([&] { (void)plain_checkpointed.fit(view, p.train, p.order, &p.validation); });
-  CHECK(contains(message, "hydra::trainer::fit: checkpoints into '" + dir.path.string() + "' need an optimizer with set_velocity()"));
+  CHECK(contains(message, "hydra::trainer::fit: checkpoints into '" + dir.path().string() + "' need an optimizer with set_velocity()"));
   CHECK(contains(message, "docs/train.md"));
 
   SGD<double> sgd(model.parameter_count());
   any_schedule bare = bare_schedule{};
-  trainer any_fit(model, loss, sgd, bare, with_checkpoints(dir.path, 0));
+  trainer any_fit(model, loss, sgd, bare, with_checkpoints(dir.path(), 0));
   CHECK(contains(message_of<invalid_argument>([&] { (void)any_fit.fit(view, p.train, p.order, &p.validation); }),
                  "the any_schedule holds one without"));
   any_schedule plateau = plateau_schedule(0.3, 0.5);
-  trainer any_plateau(model, loss, sgd, plateau, with_checkpoints(dir.path, 0));
+  trainer any_plateau(model, loss, sgd, plateau, with_checkpoints(dir.path(), 0));
   CHECK(any_plateau.fit(view, p.train, p.order, &p.validation).size() == 6);
-  CHECK(steps_done_in(dir.path) == 30);
+  CHECK(steps_done_in(dir.path()) == 30);
 
-  trainer negative(model, loss, sgd, schedule, with_checkpoints(dir.path, -1));
+  trainer negative(model, loss, sgd, schedule, with_checkpoints(dir.path(), -1));
   CHECK(contains(message_of<invalid_argument>([&] { (void)negative.fit(view, p.train, p.order, &p.validation); }),
                  "checkpoint.every_steps must be >= 0, got -1"));
 
-  const auto not_a_directory = dir.path / "file";
+  const auto not_a_directory = dir.path() / "file";
   std::ofstream(not_a_directory) << "x";
   trainer blocked(model, loss, sgd, schedule, with_checkpoints(not_a_directory / "sub", 0));
   CHECK(contains(message_of<io_error>([&] { (void)blocked.fit(view, p.train, p.order, &p.validation); }),
@@ -626,8 +626,8 @@ TEST_CASE("the docs/train.md checkpoint example") {
   const auto& train = p.train;
   const auto& validation = p.validation;
   const auto& order = p.order;
-  scratch_directory scratch;
-  const fs::path run_directory = scratch.path / "run-1";
+  temp_dir scratch;
+  const fs::path run_directory = scratch.path() / "run-1";
 
   // One start of the program: a fresh process that resumes when it finds a checkpoint. The first
   // start dies at step 17 (unless `crash` is false); the second finishes the run.
@@ -657,7 +657,7 @@ TEST_CASE("the docs/train.md checkpoint example") {
   CHECK_THROWS_AS(start(run_directory, true), simulated_crash);
   CHECK(steps_done_in(run_directory) == 15);  // the end of epoch 2 (the 7-step mark, 14, came before)
   const auto resumed = start(run_directory, false);
-  const auto uninterrupted = start(scratch.path / "run-2", false);
+  const auto uninterrupted = start(scratch.path() / "run-2", false);
   CHECK(same_history(resumed.history, uninterrupted.history));
   CHECK(same_bits(resumed.w, uninterrupted.w));
   CHECK(same_bits(resumed.losses, uninterrupted.losses));

@@ -393,6 +393,14 @@ private:
     return best;
   }
 
+  /// Σ (x − x) over n values just written: 0 when all are finite, NaN when any is NaN or ±Inf.
+  /// Called on a block while it is still in L1, which makes the recurrence kernels' check free.
+  template <class T>
+  static T non_finite_poison(const T* x, index n) {
+    const auto X = Eigen::Map<const Vec<T>>(x, n).array();
+    return (X - X).sum();
+  }
+
   /// One block of hypergradient_transfer: each element read once and written once (a plain loop
   /// the compiler vectorises; an Eigen expression would need a copy of the old dv first).
   template <class T>
@@ -436,7 +444,7 @@ public:
                                    cmatrix<T> sources, matrix_view<T> dv, matrix_view<T> grad) {
     assert(dv.rows == grad.rows && dv.cols == grad.cols);
     constexpr index block = 2048;  // 16 KiB of doubles per state: both stay in L1 for the check
-    T poison = T(0);               // x − x is 0 for finite x and NaN for NaN and ±Inf
+    T poison = T(0);
     for (index r = 0; r < dv.rows; ++r) {
       const bool has_source = source_rows != nullptr && source_rows[r] >= 0;
       for (index first = 0; first < dv.cols; first += block) {
@@ -447,7 +455,7 @@ public:
         else D = p * D + lambda * G + Eigen::Map<const Vec<T>>(hv.row(r) + first, n).array();
         if (has_source) D += weights[r] * Eigen::Map<const Vec<T>>(sources.row(source_rows[r]) + first, n).array();
         G -= eta * D;
-        poison += (D - D).sum() + (G - G).sum();
+        poison += non_finite_poison(dv.row(r) + first, n) + non_finite_poison(grad.row(r) + first, n);
       }
     }
     return poison == T(0);
@@ -477,8 +485,7 @@ public:
         const index n = std::min(block, dv.cols - first);
         transfer_block(n, m, fresh, w, eta, source != nullptr ? source + first : nullptr, dv.row(r) + first,
                        grad.row(r) + first);
-        poison += (Eigen::Map<const Vec<T>>(dv.row(r) + first, n).array() * T(0)).sum() +
-                  (Eigen::Map<const Vec<T>>(grad.row(r) + first, n).array() * T(0)).sum();
+        poison += non_finite_poison(dv.row(r) + first, n) + non_finite_poison(grad.row(r) + first, n);
       }
     }
     return poison == T(0);

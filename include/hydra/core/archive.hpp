@@ -243,6 +243,15 @@ inline constexpr std::size_t buffer_size = std::size_t(1) << 20;
 [[nodiscard]] inline std::string quoted(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
 [[nodiscard]] inline std::string system_message(int err) { return std::generic_category().message(err); }
 
+/// The begin_array() section a writer or reader is in, between its chunks.
+struct open_array {
+  std::string name;  // empty when no begin_array() section is open
+  element_type type = element_type::bytes;
+  std::uint64_t element_size = 0;
+  std::uint64_t count = 0;
+  std::uint64_t remaining = 0;
+};
+
 } // namespace detail::archive
 
 /// Writes an archive to `path + ".tmp"`; commit() makes it `path`. Sections are written in order,
@@ -320,7 +329,7 @@ public:
                              std::to_string(count) + " elements of " + std::to_string(sizeof(T)) +
                              " bytes overflows 64 bits (" + detail::archive::quoted(temporary_) + ")");
     start_section("begin_array", name, type, sizeof(T), count);
-    if (count > 0) array_ = open_array{std::string(name), type, sizeof(T), count, count};
+    if (count > 0) array_ = detail::archive::open_array{std::string(name), type, sizeof(T), count, count};
     finish_call();
   }
 
@@ -386,13 +395,6 @@ public:
 private:
   enum class state { open, failed, committed, moved_from };
 
-  struct open_array {
-    std::string name;  // empty when no begin_array() section is open
-    detail::archive::element_type type = detail::archive::element_type::bytes;
-    std::uint64_t element_size = 0;
-    std::uint64_t count = 0;
-    std::uint64_t remaining = 0;
-  };
 
   void check_usable(const char* member) const {
     if (state_ == state::open) return;
@@ -504,7 +506,7 @@ private:
   std::vector<std::byte> buffer_;
   std::size_t used_ = 0;
   detail::archive::checksum64 hash_;
-  open_array array_;
+  detail::archive::open_array array_;
   state state_ = state::failed;
 };
 
@@ -731,13 +733,6 @@ private:
     std::uint64_t element_size = 0;
     std::uint64_t count = 0;
   };
-  struct open_array {
-    std::string name;  // empty when no begin_array() section is open
-    detail::archive::element_type type = detail::archive::element_type::bytes;
-    std::uint64_t element_size = 0;
-    std::uint64_t count = 0;
-    std::uint64_t remaining = 0;
-  };
 
   void check_usable(const char* member) const {
     if (broken_ || fd_ < 0)
@@ -953,7 +948,7 @@ private:
   std::size_t buffer_pos_ = 0;
   std::size_t buffer_end_ = 0;
   detail::archive::checksum64 hash_;
-  open_array array_;
+  detail::archive::open_array array_;
   bool finished_ = false;
   bool broken_ = true;
 };
