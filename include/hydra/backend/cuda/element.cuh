@@ -1,0 +1,169 @@
+#pragma once
+// The per-element arithmetic of hydra::cuda's kernels as __host__ __device__ functions: the
+// kernels are grid-stride loops around these, and the tests run the same functions on the host
+// against hydra::cpu, so the index arithmetic is checked on machines without a GPU too.
+
+#include <cmath>
+
+#include "hydra/core/types.hpp"
+
+#if defined(__CUDACC__)
+#define HYDRA_HOST_DEVICE __host__ __device__
+#else
+#define HYDRA_HOST_DEVICE
+#endif
+
+namespace hydra::detail::cuda {
+
+// ---- activations (docs/backend.md: derivatives of tanh and sigmoid from the stored output) ----
+template <class T>
+HYDRA_HOST_DEVICE inline T activation_value(activation f, T in) {
+  switch (f) {
+    case activation::identity: return in;
+    case activation::relu: return in > T(0) ? in : T(0);
+    case activation::tanh: return ::tanh(in);
+    case activation::sigmoid: return T(1) / (T(1) + ::exp(-in));
+  }
+  return in;
+}
+/// f'(in), from in (relu) or from out = f(in) (tanh, sigmoid).
+template <class T>
+HYDRA_HOST_DEVICE inline T activation_first(activation f, T in, T out) {
+  switch (f) {
+    case activation::identity: return T(1);
+    case activation::relu: return in > T(0) ? T(1) : T(0);
+    case activation::tanh: return T(1) - out * out;
+    case activation::sigmoid: return out * (T(1) - out);
+  }
+  return T(1);
+}
+/// f''(in) from out = f(in); zero for identity and (almost everywhere) ReLU.
+template <class T>
+HYDRA_HOST_DEVICE inline T activation_second(activation f, T out) {
+  switch (f) {
+    case activation::identity:
+    case activation::relu: return T(0);
+    case activation::tanh: return T(-2) * out * (T(1) - out * out);
+    case activation::sigmoid: return out * (T(1) - out) * (T(1) - T(2) * out);
+  }
+  return T(0);
+}
+
+// ---- convolutions ---------------------------------------------------------------------------
+/// Element (row, col) of im2col's output: the offset within x's row b = col / (Ho·Wo) of the
+/// input it copies, or −1 where it reads the zero padding. `sample` receives b.
+HYDRA_HOST_DEVICE inline index im2col_source(const conv_geometry& g, index row, index col, index& sample) {
+  const index ow_n = g.out_width(), pixels = g.out_height() * ow_n;
+  sample = col / pixels;
+  const index pixel = col - sample * pixels, oh = pixel / ow_n, ow = pixel - oh * ow_n;
+  const index j = row % g.kernel_w, i = (row / g.kernel_w) % g.kernel_h, c = row / (g.kernel_w * g.kernel_h);
+  const index h = oh * g.stride - g.padding + i, w = ow * g.stride - g.padding + j;
+  if (h < 0 || h >= g.height || w < 0 || w >= g.width) return -1;
+  return (c * g.height + h) * g.width + w;
+}
+
+/// col2im as a gather, so that no two threads write one element: x[b, at] = the sum of the
+/// im2col entries copied from input position `at` of sample b, in a fixed order.
+template <class T>
+HYDRA_HOST_DEVICE inline T col2im_gather(const conv_geometry& g, matrix_view<const T> cols, index b, index at) {
+  const index ow_n = g.out_width(), oh_n = g.out_height(), pixels = oh_n * ow_n;
+  const index c = at / (g.height * g.width), hw = at - c * g.height * g.width, h = hw / g.width, w = hw - h * g.width;
+  T sum = T(0);
+  for (index i = 0; i < g.kernel_h; ++i) {
+    const index oh_s = h + g.padding - i;  // = oh·stride
+    if (oh_s < 0 || oh_s % g.stride != 0 || oh_s / g.stride >= oh_n) continue;
+    for (index j = 0; j < g.kernel_w; ++j) {
+      const index ow_s = w + g.padding - j;
+      if (ow_s < 0 || ow_s % g.stride != 0 || ow_s / g.stride >= ow_n) continue;
+      const index row = (c * g.kernel_h + i) * g.kernel_w + j;
+      sum += cols.row(row)[b * pixels + (oh_s / g.stride) * ow_n + ow_s / g.stride];
+    }
+  }
+  return sum;
+}
+
+// ---- pooling --------------------------------------------------------------------------------
+/// Offset within one channel's H × W image of the largest entry of window (oh, ow): the first
+/// maximum in row-major window order, or the first NaN (the rule of every max-pooling kernel).
+template <class T>
+HYDRA_HOST_DEVICE inline index window_argmax(const pool_geometry& g, const T* image, index oh, index ow) {
+  const index corner = oh * g.stride * g.width + ow * g.stride;
+  index best = corner;
+  for (index i = 0; i < g.window; ++i)
+    for (index j = 0; j < g.window; ++j) {
+      const index at = corner + i * g.width + j;
+      if (image[best] == image[best] && !(image[at] <= image[best])) best = at;
+    }
+  return best;
+}
+
+/// The range [lo, hi) of window indices along one axis whose window [o·s, o·s + k) covers
+/// position p, clipped to [0, count).
+HYDRA_HOST_DEVICE inline void covering_windows(index p, index window, index stride, index count, index& lo,
+                                               index& hi) {
+  lo = p - window + 1 > 0 ? (p - window + 1 + stride - 1) / stride : 0;
+  hi = p / stride + 1;
+  if (hi > count) hi = count;
+}
+
+/// max_pool_backward as a gather: the sum of d_y over the windows of channel c whose argmax in
+/// x (row `image`) is position hw.
+template <class T>
+HYDRA_HOST_DEVICE inline T max_pool_gather(const pool_geometry& g, const T* image, const T* d_y_channel, index hw) {
+  const index h = hw / g.width, w = hw - h * g.width, ow_n = g.out_width();
+  index oh_lo, oh_hi, ow_lo, ow_hi;
+  covering_windows(h, g.window, g.stride, g.out_height(), oh_lo, oh_hi);
+  covering_windows(w, g.window, g.stride, ow_n, ow_lo, ow_hi);
+  T sum = T(0);
+  for (index oh = oh_lo; oh < oh_hi; ++oh)
+    for (index ow = ow_lo; ow < ow_hi; ++ow)
+      if (window_argmax(g, image, oh, ow) == hw) sum += d_y_channel[oh * ow_n + ow];
+  return sum;
+}
+
+/// avg_pool_backward as a gather: the sum of d_y over the windows of the channel that cover hw,
+/// divided by window².
+template <class T>
+HYDRA_HOST_DEVICE inline T avg_pool_gather(const pool_geometry& g, const T* d_y_channel, index hw) {
+  const index h = hw / g.width, w = hw - h * g.width, ow_n = g.out_width();
+  index oh_lo, oh_hi, ow_lo, ow_hi;
+  covering_windows(h, g.window, g.stride, g.out_height(), oh_lo, oh_hi);
+  covering_windows(w, g.window, g.stride, ow_n, ow_lo, ow_hi);
+  T sum = T(0);
+  for (index oh = oh_lo; oh < oh_hi; ++oh)
+    for (index ow = ow_lo; ow < ow_hi; ++ow) sum += d_y_channel[oh * ow_n + ow];
+  return sum / static_cast<T>(g.window * g.window);
+}
+
+/// The mean of window (oh, ow) of one channel's image.
+template <class T>
+HYDRA_HOST_DEVICE inline T window_mean(const pool_geometry& g, const T* image, index oh, index ow) {
+  const T* corner = image + oh * g.stride * g.width + ow * g.stride;
+  T sum = T(0);
+  for (index i = 0; i < g.window; ++i)
+    for (index j = 0; j < g.window; ++j) sum += corner[i * g.width + j];
+  return T(1) / static_cast<T>(g.window * g.window) * sum;
+}
+
+// ---- the lazy recurrence ----------------------------------------------------------------------
+/// One element of hypergradient_transfer: (d, g) ← m·(d, g) + w·s·(1, −η); a zero m does not
+/// read (d, g), which may be uninitialised. Returns whether either result is not finite.
+template <class T>
+HYDRA_HOST_DEVICE inline bool transfer_element(const T* m, bool has_source, T w, T eta, T s, T& d, T& g) {
+  const bool fresh = m[0] == T(0) && m[1] == T(0) && m[2] == T(0) && m[3] == T(0);
+  T nd = T(0), ng = T(0);
+  if (!fresh) {
+    const T d0 = d, g0 = g;
+    nd = m[0] * d0 + m[1] * g0;
+    ng = m[2] * d0 + m[3] * g0;
+  }
+  if (has_source) {
+    nd += w * s;
+    ng -= eta * w * s;
+  }
+  d = nd;
+  g = ng;
+  return !(nd - nd == T(0)) || !(ng - ng == T(0));
+}
+
+} // namespace hydra::detail::cuda
