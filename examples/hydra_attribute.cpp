@@ -12,6 +12,13 @@
 // trajectory, carrying only the projections onto the test gradients the second time (no
 // hypergradients.npy); --state-dir keeps the states in a mapped file; --checkpoint DIR writes
 // crash-safe checkpoints from which --resume DIR continues the run bit for bit.
+// --device cuda runs the same computation on the GPU (hydra::cuda) and writes the same files: the
+// data are loaded on the host, the model, optimiser, tracker and contributions live in device
+// memory, and every result is copied to the host before it is saved or ranked.
+//
+// This file is the tool's only source. Built as it is (g++), it knows hydra::cpu alone; with the
+// CUDA toolkit, CMake builds hydra_attribute.cu instead, which defines HYDRA_ATTRIBUTE_WITH_CUDA and
+// includes this file, so nvcc compiles the same code with the hydra::cuda branch switched on.
 
 #include <algorithm>
 #include <chrono>
@@ -36,13 +43,17 @@
 #include <hydra/nn/lenet.hpp>
 #include <hydra/nn/model_spec.hpp>
 
+#ifdef HYDRA_ATTRIBUTE_WITH_CUDA
+#include <hydra/backend/cuda.cuh>
+#endif
+
 namespace hydra::cli {
 
 [[noreturn]] inline void fail(const std::string& message) { throw hydra::invalid_argument(message); }
 
 struct options {
   std::string train_x, train_y, test_x, test_y, model, init, order, lr_file, track = "all", method = "hessian-free",
-      precision = "float32", out;
+      precision = "float32", device = "cpu", out;
   hydra::index epochs = 1, batch_size = 64;
   std::uint64_t seed = 0;
   double lr = 0.01, momentum = 0.9, weight_decay = 0;
@@ -112,9 +123,51 @@ inline std::string describe(const ihvp_report& report) {
                      l.repeats, l.effective_damping, change);
 }
 
-template <class T>
+/// Refuses, in one line, a --device this build or this machine cannot honour, before any data is read.
+inline void check_device(const options& opt) {
+  if (opt.device != "cuda") return;
+#ifndef HYDRA_ATTRIBUTE_WITH_CUDA
+  fail("this hydra-attribute was built without CUDA; rebuild with the CUDA toolkit (docs/attribution.md)");
+#else
+  if (!opt.state_dir.empty())
+    fail("--state-dir cannot be combined with --device cuda: it maps the states to a file in host memory, and the "
+         "GPU's states live in device memory");
+  if (hydra::cuda::device_count() == 0)
+    fail("--device cuda: no CUDA device is usable (" + hydra::cuda::no_device_reason() + ")");
+#endif
+}
+
+/// --list-devices: one line per device this build can run on.
+inline void list_devices() {
+  fmt::print("cpu\n");
+#ifndef HYDRA_ATTRIBUTE_WITH_CUDA
+  fmt::print("cuda: not built (this hydra-attribute was built without CUDA)\n");
+#else
+  const int count = hydra::cuda::device_count();
+  if (count == 0) fmt::print("cuda: no device ({})\n", hydra::cuda::no_device_reason());
+  for (int k = 0; k < count; ++k) {
+    cudaDeviceProp properties{};
+    const bool named = cudaGetDeviceProperties(&properties, k) == cudaSuccess;
+    fmt::print("cuda:{} {}\n", k, named ? properties.name : "(unnamed)");
+  }
+#endif
+}
+
+/// A row-major host copy of m (device memory is not readable on the host).
+template <class B, class T>
+std::vector<T> host_copy(hydra::matrix_view<const T> m) {
+  std::vector<T> host(static_cast<std::size_t>(m.rows * m.cols));
+  if (m.stride == m.cols) {
+    B::copy_to_host(m.data, m.rows * m.cols, host.data());
+  } else {
+    for (index r = 0; r < m.rows; ++r) B::copy_to_host(m.row(r), m.cols, host.data() + r * m.cols);
+  }
+  return host;
+}
+
+template <class B, class T>
 void save_matrix(const std::filesystem::path& path, hydra::matrix_view<const T> m) {
-  hydra::save_npy(path, std::span<const T>(m.data, static_cast<std::size_t>(m.rows * m.cols)), {m.rows, m.cols});
+  hydra::save_npy(path, host_copy<B>(m), {m.rows, m.cols});
 }
 
 /// What the data must look like for the chosen model: its input sample shape and class count.
@@ -126,15 +179,15 @@ struct model_input {
 template <class T, class Policy, class Model>
 int run(const options& opt, Model& model, const model_input& input);
 
-/// Builds the model named by --model and runs the pipeline on it.
-template <class T, class Policy>
+/// Builds the model named by --model on backend B and runs the pipeline on it.
+template <class T, class Policy, class B>
 int run(const options& opt) {
   const auto spec = parse_model_spec(opt.model);
   if (spec.kind == model_spec::family::lenet5) {
-    LeNet5<T> model;
+    LeNet5<T, B> model;
     return run<T, Policy>(opt, model, {{1, 28, 28}, 10});
   }
-  Mlp<T> model(spec.inputs, spec.hidden, spec.outputs, spec.hidden_activation);
+  Mlp<T, B> model(spec.inputs, spec.hidden, spec.outputs, spec.hidden_activation);
   return run<T, Policy>(opt, model, {{spec.inputs}, spec.outputs});
 }
 
@@ -160,6 +213,7 @@ void check_input(const dataset<T>& data, const model_input& input, const std::st
 
 template <class T, class Policy, class Model>
 int run(const options& opt, Model& model, const model_input& input) {
+  using B = typename Model::backend_type;  // the data stay on the host; the trainer moves batches
   const auto start = std::chrono::steady_clock::now();
   const auto train = load_npy_dataset<T>(opt.train_x, opt.train_y, input.classes);
   const auto test = load_npy_dataset<T>(opt.test_x, opt.test_y, input.classes);
@@ -167,15 +221,15 @@ int run(const options& opt, Model& model, const model_input& input) {
   check_input(test, input, "--test-x", opt.model);
   const index N = train.size();
 
-  SoftmaxCrossEntropy<T> loss;
+  SoftmaxCrossEntropy<T, B> loss;
   const index P = model.parameter_count();
-  vector<T, cpu> w(P);
+  vector<T, B> w(P);
   if (!opt.init.empty()) {
     const auto init = load_npy_features<T>(opt.init);
     if (static_cast<index>(init.data.size()) != P)
       fail("--init " + opt.init + " has " + std::to_string(init.data.size()) + " values, the model has " +
            std::to_string(P) + " parameters");
-    cpu::copy_from_host(init.data.data(), P, w.data());
+    B::copy_from_host(init.data.data(), P, w.data());
   } else {
     model.initialize(w.view(), opt.seed);
   }
@@ -209,18 +263,18 @@ int run(const options& opt, Model& model, const model_input& input) {
   }
   const index n = static_cast<index>(tracked.size());
 
-  SGD<T> optimizer(P, {.momentum = opt.momentum, .weight_decay = opt.weight_decay});
+  SGD<T, B> optimizer(P, {.momentum = opt.momentum, .weight_decay = opt.weight_decay});
   trainer_options training;
   // --resume DIR keeps checkpointing into DIR unless --checkpoint names another folder.
   training.checkpoint.directory = !opt.checkpoint.empty() ? opt.checkpoint : opt.resume;
   training.checkpoint.every_steps = opt.checkpoint_every;
   trainer fit(model, loss, optimizer, schedule, training);
-  fmt::print("hydra-attribute: {} training / {} test samples, model {} ({} parameters), {} steps, {} {} samples ({}, {})\n",
+  fmt::print("hydra-attribute: {} training / {} test samples, model {} ({} parameters), {} steps, {} {} samples ({}, {}, {})\n",
              N, test.size(), opt.model, P, order.steps(), std::is_same_v<Policy, Influence> ? "explaining" : "tracking",
-             n, Policy::name, opt.precision);
+             n, Policy::name, opt.precision, B::name);
   std::fflush(stdout);
   const std::filesystem::path out(opt.out);
-  matrix<T, cpu> C;
+  matrix<T, B> C;
   if constexpr (std::is_same_v<Policy, Influence>) {
     const auto settings = ihvp_settings(opt);  // checked before the training run, not after it
     tracking_settings(opt);
@@ -243,29 +297,29 @@ int run(const options& opt, Model& model, const model_input& input) {
   } else if (opt.lean) {
     // First run: w_T and the test gradients. Second run, from the same start along the same
     // batches and rates: the projections onto them, O(n·M) memory instead of O(n·|w|).
-    vector<T, cpu> w0(P);
-    cpu::copy(std::as_const(w).view(), w0.view());
+    vector<T, B> w0(P);
+    B::copy(std::as_const(w).view(), w0.view());
     const auto settings = tracking_settings(opt);
     fit.fit(w.view(), train, order, nullptr);
     const auto U = per_sample_gradients(model, loss, std::as_const(w).view(), test);
-    vector<T, cpu> w_first(P);
-    cpu::copy(std::as_const(w).view(), w_first.view());
-    cpu::copy(std::as_const(w0).view(), w.view());
-    SGD<T> replay_optimizer(P, {.momentum = opt.momentum, .weight_decay = opt.weight_decay});
+    vector<T, B> w_first(P);
+    B::copy(std::as_const(w).view(), w_first.view());
+    B::copy(std::as_const(w0).view(), w.view());
+    SGD<T, B> replay_optimizer(P, {.momentum = opt.momentum, .weight_decay = opt.weight_decay});
     list_schedule replay_schedule(rates);
     trainer replay(model, loss, replay_optimizer, replay_schedule);
-    hypergradient_tracker<Model, SoftmaxCrossEntropy<T>, Policy> tracker(model, loss, replay_optimizer, tracked, N,
+    hypergradient_tracker<Model, SoftmaxCrossEntropy<T, B>, Policy> tracker(model, loss, replay_optimizer, tracked, N,
                                                                         lean_projection<T>{U.view()}, settings);
     theorem1_conditions theorem(opt.weight_decay);
     replay.fit(w.view(), train, order, nullptr, tracker, theorem);
     if (w.to_host() != w_first.to_host())
       throw numerical_error("--lean: the replay did not reproduce the first run's parameters bit for bit; the "
                             "contributions would not be HYDRA's");
-    C = contributions_from_projections<cpu>(tracker.projections(), N);
+    C = contributions_from_projections<B>(tracker.projections(), N);
     std::filesystem::create_directories(out);
     std::filesystem::remove(out / "hypergradients.npy");  // from an earlier full run into the same folder
   } else {
-    hypergradient_tracker<Model, SoftmaxCrossEntropy<T>, Policy> tracker(model, loss, optimizer, tracked, N,
+    hypergradient_tracker<Model, SoftmaxCrossEntropy<T, B>, Policy> tracker(model, loss, optimizer, tracked, N,
                                                                         tracking_settings(opt));
     theorem1_conditions theorem(opt.weight_decay);
     auto train_with = [&](auto&... callbacks) {
@@ -277,10 +331,13 @@ int run(const options& opt, Model& model, const model_input& input) {
     else train_with(tracker, theorem);
     C = test_contributions(model, loss, std::as_const(w).view(), test, tracker.hypergradients(), N);
     std::filesystem::create_directories(out);
-    save_matrix<T>(out / "hypergradients.npy", tracker.hypergradients());
+    save_matrix<B>(out / "hypergradients.npy", tracker.hypergradients());
   }
+  // Every result reaches the host before it is written or ranked: the same files on every device.
   save_npy(out / "weights.npy", w.to_host(), {P});
-  save_matrix<T>(out / "contributions.npy", std::as_const(C).view());
+  const std::vector<T> C_values = host_copy<B>(std::as_const(C).view());
+  const matrix_view<const T> C_host(C_values.data(), C.rows(), C.cols());
+  save_npy(out / "contributions.npy", C_values, {C.rows(), C.cols()});
   std::vector<std::int64_t> tracked64(tracked.begin(), tracked.end());
   save_npy(out / "tracked.npy", tracked64, {n});
 
@@ -291,8 +348,8 @@ int run(const options& opt, Model& model, const model_input& input) {
              100 * train_eval.accuracy, 100 * test_eval.accuracy, seconds, opt.out,
              std::is_same_v<Policy, Influence> ? "" : "hypergradients,");
   if (n > 0 && test.size() > 0) {
-    const auto helpful = most_helpful<T>(tracked, std::as_const(C).view(), 0, 3);
-    const auto harmful = most_harmful<T>(tracked, std::as_const(C).view(), 0, 3);
+    const auto helpful = most_helpful<T>(tracked, C_host, 0, 3);
+    const auto harmful = most_harmful<T>(tracked, C_host, 0, 3);
     fmt::print("test point 0 (label {}): most helpful", test.label(0));
     for (const auto& s : helpful) fmt::print("  #{} (label {}, C = {:+.3e})", s.sample, train.label(s.sample), s.score);
     fmt::print("\n                       most harmful");
@@ -344,6 +401,16 @@ int main(int argc, char** argv) {
       ->check(CLI::NonNegativeNumber);
   app.add_option("--resume", opt.resume, "continue the run checkpointed in this folder (same flags otherwise)");
   app.add_option("--precision", opt.precision, "float32 or float64")->capture_default_str()->check(CLI::IsMember({"float32", "float64"}));
+  app.add_option("--device", opt.device, "cpu or cuda (the GPU; needs a build with the CUDA toolkit)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_flag_callback(
+      "--list-devices",
+      [] {
+        hydra::cli::list_devices();
+        throw CLI::Success();  // like --help: print and exit 0, whatever else is missing
+      },
+      "print the devices this build can run on (cpu, cuda:K NAME per CUDA device) and exit");
   app.add_option("--out", opt.out, "output folder")->required();
   app.failure_message([](const CLI::App*, const CLI::Error& e) {  // one line, like every other error
     return std::string("hydra-attribute: error: ") + e.what() + " (see --help)\n";
@@ -351,13 +418,20 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
   try {
     using namespace hydra::cli;
-    auto with_precision = [&]<class T>() {
-      if (opt.method == "exact") return run<T, hydra::Exact>(opt);
-      if (opt.method == "influence") return run<T, Influence>(opt);
-      return run<T, hydra::HessianFree>(opt);
+    check_device(opt);
+    auto on_backend = [&]<class B>() {
+      auto with_precision = [&]<class T>() {
+        if (opt.method == "exact") return run<T, hydra::Exact, B>(opt);
+        if (opt.method == "influence") return run<T, Influence, B>(opt);
+        return run<T, hydra::HessianFree, B>(opt);
+      };
+      return opt.precision == "float64" ? with_precision.template operator()<double>()
+                                        : with_precision.template operator()<float>();
     };
-    return opt.precision == "float64" ? with_precision.template operator()<double>()
-                                      : with_precision.template operator()<float>();
+#ifdef HYDRA_ATTRIBUTE_WITH_CUDA
+    if (opt.device == "cuda") return on_backend.template operator()<hydra::cuda>();
+#endif
+    return on_backend.template operator()<hydra::cpu>();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "hydra-attribute: error: %s\n", e.what());
     return 1;

@@ -2,8 +2,11 @@
 # Builds and runs every test: the command that CI runs (through .ci/run).
 #   1. Release build in $HYDRA_BUILD_DIR/release with tests, examples and benchmarks; ctest
 #      (including the "consumer" test: install, then find_package(hydra) from a separate project).
-#   2. AddressSanitizer + UndefinedBehaviorSanitizer build in $HYDRA_BUILD_DIR/asan (tests only);
-#      ctest without the consumer test.
+#      Where the CUDA toolkit is (/usr/local/cuda), the CUDA tests, examples and benchmarks are
+#      built too; without a GPU their device checks report "[skipped] no CUDA device".
+#   2. AddressSanitizer + UndefinedBehaviorSanitizer build in $HYDRA_BUILD_DIR/asan (tests only,
+#      CPU only: nvcc's device code is outside the sanitizers' reach); ctest without the consumer
+#      test.
 # HYDRA_BUILD_DIR defaults to "build" (relative paths are relative to the repository root).
 # Exits non-zero on the first failure.
 set -euo pipefail
@@ -32,7 +35,7 @@ ctest --test-dir "$build_root/release" --output-on-failure -j "$jobs"
 
 section "Sanitizers (ASan+UBSan): configure ($build_root/asan)"
 cmake -S . -B "$build_root/asan" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DHYDRA_SANITIZE=ON \
-  -DHYDRA_BUILD_TESTS=ON -DHYDRA_BUILD_EXAMPLES=OFF -DHYDRA_BUILD_BENCHMARKS=OFF
+  -DHYDRA_BUILD_TESTS=ON -DHYDRA_BUILD_EXAMPLES=OFF -DHYDRA_BUILD_BENCHMARKS=OFF -DHYDRA_CUDA=OFF
 section "Sanitizers: build"
 cmake --build "$build_root/asan" --parallel "$jobs"
 section "Sanitizers: tests (without the consumer test)"

@@ -4,7 +4,7 @@
 #
 #   cmake -DHYDRA_BINARY_DIR=<hydra build dir> -DCONSUMER_SOURCE_DIR=<this folder>
 #         -DCONSUMER_WORK_DIR=<scratch dir, wiped first>
-#         [-DCONSUMER_CXX_COMPILER=<compiler>] [-DHYDRA_EXPECTED_VERSION=<x.y.z>]
+#         [-DCONSUMER_CXX_COMPILER=<compiler>] [-DCONSUMER_CUDA_COMPILER=<nvcc>] [-DHYDRA_EXPECTED_VERSION=<x.y.z>]
 #         -P run.cmake
 cmake_minimum_required(VERSION 3.21)
 
@@ -40,9 +40,13 @@ foreach(file IN ITEMS ${package_dir}/hydraConfig.cmake ${package_dir}/hydraConfi
   endif()
 endforeach()
 
+if(CONSUMER_CUDA_COMPILER AND NOT EXISTS ${package_dir}/hydraCudaTargets.cmake)
+  message(FATAL_ERROR "consumer: hydra was built with CUDA but the install has no hydraCudaTargets.cmake")
+endif()
+
 # Our warnings-as-errors and sanitizer flags belong to hydra's own builds only: the exported
 # target must not push them onto users.
-file(GLOB targets_files ${package_dir}/hydraTargets*.cmake)
+file(GLOB targets_files ${package_dir}/hydra*Targets*.cmake)
 foreach(file IN LISTS targets_files)
   file(READ ${file} contents)
   foreach(forbidden IN ITEMS Werror fsanitize hydra_internal)
@@ -59,6 +63,9 @@ set(configure_args -DCMAKE_BUILD_TYPE=Release -DCMAKE_PREFIX_PATH=${prefix}
                    -DCMAKE_FIND_USE_PACKAGE_REGISTRY=OFF)
 if(CONSUMER_CXX_COMPILER)
   list(APPEND configure_args -DCMAKE_CXX_COMPILER=${CONSUMER_CXX_COMPILER})
+endif()
+if(CONSUMER_CUDA_COMPILER)
+  list(APPEND configure_args -DCONSUMER_CUDA_COMPILER=${CONSUMER_CUDA_COMPILER})
 endif()
 if(HYDRA_EXPECTED_VERSION)
   list(APPEND configure_args -DHYDRA_EXPECTED_VERSION=${HYDRA_EXPECTED_VERSION})
@@ -77,5 +84,8 @@ endif()
 # 3. Build and 4. run.
 run_step("build the consumer" ${CMAKE_COMMAND} --build ${build})
 run_step("run the consumer" ${build}/consumer)
+if(CONSUMER_CUDA_COMPILER)
+  run_step("run the CUDA consumer" ${build}/consumer_cuda)
+endif()
 
 message(STATUS "consumer: OK (installed to ${prefix}, found, built and ran)")
