@@ -47,6 +47,12 @@ struct cuda {
     if (status != cudaSuccess) return std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status);
     return count == 0 ? "the runtime reports 0 devices" : "";
   }
+  /// Free memory of the current device in bytes (the tracker's default bound for its states).
+  [[nodiscard]] static std::size_t memory_available() {
+    std::size_t free = 0, total = 0;
+    detail::cuda::check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
+    return free;
+  }
   /// Waits for everything this thread has enqueued.
   static void synchronize() {
     detail::cuda::check(cudaStreamSynchronize(detail::cuda::this_thread_context().stream()), "cudaStreamSynchronize");

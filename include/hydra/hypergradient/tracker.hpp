@@ -340,7 +340,11 @@ private:
                              ": a lean tracker carries only the projections; read projections()");
   }
 
+  /// The memory the states may fill: the backend's own (a device's free memory) when it says,
+  /// else the host's physical memory.
   static std::size_t physical_memory() {
+    if constexpr (requires { { B::memory_available() } -> std::convertible_to<std::size_t>; })
+      return B::memory_available();
     const long pages = ::sysconf(_SC_PHYS_PAGES);
     const long page = ::sysconf(_SC_PAGE_SIZE);
     return pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page)
