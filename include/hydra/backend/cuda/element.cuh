@@ -121,18 +121,19 @@ HYDRA_HOST_DEVICE inline T max_pool_gather(const pool_geometry& g, const T* imag
   return sum;
 }
 
-/// avg_pool_backward as a gather: the sum of d_y over the windows of the channel that cover hw,
-/// divided by window².
+/// avg_pool_backward as a gather: the sum of d_y / window² over the windows of the channel that
+/// cover hw (each share scaled first, in window order, as hydra::cpu adds them).
 template <class T>
 HYDRA_HOST_DEVICE inline T avg_pool_gather(const pool_geometry& g, const T* d_y_channel, index hw) {
   const index h = hw / g.width, w = hw - h * g.width, ow_n = g.out_width();
   index oh_lo, oh_hi, ow_lo, ow_hi;
   covering_windows(h, g.window, g.stride, g.out_height(), oh_lo, oh_hi);
   covering_windows(w, g.window, g.stride, ow_n, ow_lo, ow_hi);
+  const T scale = T(1) / static_cast<T>(g.window * g.window);
   T sum = T(0);
   for (index oh = oh_lo; oh < oh_hi; ++oh)
-    for (index ow = ow_lo; ow < ow_hi; ++ow) sum += d_y_channel[oh * ow_n + ow];
-  return sum / static_cast<T>(g.window * g.window);
+    for (index ow = ow_lo; ow < ow_hi; ++ow) sum += scale * d_y_channel[oh * ow_n + ow];
+  return sum;
 }
 
 /// The mean of window (oh, ow) of one channel's image.
