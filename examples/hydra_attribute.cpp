@@ -32,6 +32,11 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
+#if defined(__NVCC__) && !defined(FMT_USE_CONSTEXPR)
+// fmt 9 turns constexpr off under nvcc, which breaks its own C++20 path (a constexpr function then
+// calls a non-constexpr one); nvcc 12 and later compile fmt's constexpr code as it is.
+#define FMT_USE_CONSTEXPR 1
+#endif
 #include <fmt/core.h>
 
 #include <hydra/attribution/contributions.hpp>
@@ -309,7 +314,7 @@ int run(const options& opt, Model& model, const model_input& input) {
     list_schedule replay_schedule(rates);
     trainer replay(model, loss, replay_optimizer, replay_schedule);
     hypergradient_tracker<Model, SoftmaxCrossEntropy<T, B>, Policy> tracker(model, loss, replay_optimizer, tracked, N,
-                                                                        lean_projection<T>{U.view()}, settings);
+                                                                           lean_projection<T>{U.view()}, settings);
     theorem1_conditions theorem(opt.weight_decay);
     replay.fit(w.view(), train, order, nullptr, tracker, theorem);
     if (w.to_host() != w_first.to_host())
@@ -320,7 +325,7 @@ int run(const options& opt, Model& model, const model_input& input) {
     std::filesystem::remove(out / "hypergradients.npy");  // from an earlier full run into the same folder
   } else {
     hypergradient_tracker<Model, SoftmaxCrossEntropy<T, B>, Policy> tracker(model, loss, optimizer, tracked, N,
-                                                                        tracking_settings(opt));
+                                                                           tracking_settings(opt));
     theorem1_conditions theorem(opt.weight_decay);
     auto train_with = [&](auto&... callbacks) {
       if (opt.resume.empty()) fit.fit(w.view(), train, order, nullptr, callbacks...);

@@ -1,5 +1,6 @@
 // hydra-attribute end to end: NumPy files in, NumPy files out, checked against independent
-// retraining (float64, exact), plus its one-line errors for every kind of bad input.
+// retraining (float64, exact), plus its one-line errors for every kind of bad input, and
+// --device: refused where it cannot run, and on a machine with a GPU the same files as the CPU.
 
 #include <doctest/doctest.h>
 
@@ -27,6 +28,9 @@
 #ifndef HYDRA_ATTRIBUTE_PATH
 #error "HYDRA_ATTRIBUTE_PATH must name the hydra-attribute binary"
 #endif
+#ifndef HYDRA_ATTRIBUTE_HAS_CUDA
+#error "HYDRA_ATTRIBUTE_HAS_CUDA must say whether hydra-attribute was built with CUDA (1) or without (0)"
+#endif
 
 namespace hydra::test {
 namespace {
@@ -35,17 +39,22 @@ namespace fs = std::filesystem;
 struct run_result {
   int status;
   std::string err;
+  std::string out;
 };
 
-run_result run_tool(const fs::path& dir, const std::string& args) {
-  const auto err = dir / "stderr.txt";
-  const std::string command = std::string(HYDRA_ATTRIBUTE_PATH) + " " + args + " > " + (dir / "stdout.txt").string() +
-                              " 2> " + err.string();
-  const int raw = std::system(command.c_str());
-  std::ifstream in(err);
+std::string text_of(const fs::path& file) {
+  std::ifstream in(file);
   std::stringstream text;
   text << in.rdbuf();
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, text.str()};
+  return text.str();
+}
+
+run_result run_tool(const fs::path& dir, const std::string& args) {
+  const auto err = dir / "stderr.txt", out = dir / "stdout.txt";
+  const std::string command =
+      std::string(HYDRA_ATTRIBUTE_PATH) + " " + args + " > " + out.string() + " 2> " + err.string();
+  const int raw = std::system(command.c_str());
+  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, text_of(err), text_of(out)};
 }
 
 struct fixture {
@@ -398,6 +407,113 @@ TEST_CASE("hydra-attribute killed mid-run (SIGKILL) and resumed writes the same 
     CAPTURE(name);
     CHECK(file_bytes(f.dir / "resumed" / name) == file_bytes(f.dir / "whole" / name));
   }
+}
+
+} // namespace hydra::test
+
+namespace hydra::test {
+namespace {
+/// What `hydra-attribute --list-devices` says about CUDA: whether a device is usable and, when not,
+/// why (the runtime's reason, or that the tool was built without CUDA).
+struct cuda_availability {
+  bool usable = false;
+  std::string reason;
+};
+
+cuda_availability probe_cuda(const fixture& f) {
+  const auto list = run_tool(f.dir, "--list-devices");
+  INFO(list.err);
+  REQUIRE(list.status == 0);
+  CHECK(list.out.rfind("cpu\n", 0) == 0);  // the CPU first, always
+  if (list.out.find("\ncuda:0 ") != std::string::npos) return {true, ""};
+  const auto none = list.out.find("\ncuda: ");
+  REQUIRE_MESSAGE(none != std::string::npos, list.out);
+  const auto line = list.out.substr(none + 7, list.out.find('\n', none + 1) - none - 7);
+  return {false, line};
+}
+} // namespace
+
+TEST_CASE("hydra-attribute --device: bad values and devices that are not there get a one-line error") {
+  fixture f;
+  const auto base = f.data_args() + " --model softmax:3,3 --epochs 1 --batch-size 4 --precision float64";
+  auto expect_error = [&](const std::string& args, const std::string& needle) {
+    CAPTURE(args);
+    const auto r = run_tool(f.dir, base + args + " --out " + f.path("bad"));
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(r.err.find(needle) != std::string::npos, r.err);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') <= 1);
+    CHECK_FALSE(fs::exists(f.dir / "bad"));  // refused before anything is written
+  };
+  expect_error(" --device tpu", "--device: tpu not in {cpu,cuda}");
+  expect_error(" --device CUDA", "--device: CUDA not in {cpu,cuda}");
+  expect_error(" --device", "--device");
+
+  const auto cuda = probe_cuda(f);
+  if (HYDRA_ATTRIBUTE_HAS_CUDA == 0) {
+    CHECK_FALSE(cuda.usable);
+    CHECK_MESSAGE(cuda.reason.find("not built") != std::string::npos, cuda.reason);
+    expect_error(" --device cuda",
+                 "hydra-attribute: error: this hydra-attribute was built without CUDA; rebuild with the CUDA toolkit "
+                 "(docs/attribution.md)");
+    expect_error(" --device cuda --state-dir " + f.path("states"), "built without CUDA");
+  } else {
+    // File-backed states are host memory: refused with or without a device.
+    expect_error(" --device cuda --state-dir " + f.path("states"), "--state-dir cannot be combined with --device cuda");
+    if (!cuda.usable) {
+      CHECK_MESSAGE(cuda.reason.rfind("no device (", 0) == 0, cuda.reason);
+      // The runtime's reason, as --list-devices gives it: e.g. "no device (cudaErrorNoDevice: ...)".
+      expect_error(" --device cuda", "hydra-attribute: error: --device cuda: no CUDA device is usable (" +
+                                         cuda.reason.substr(11));
+    }
+  }
+
+  // --device cpu is the default: the same bytes.
+  const auto implicit = run_tool(f.dir, base + " --out " + f.path("default"));
+  INFO(implicit.err);
+  REQUIRE(implicit.status == 0);
+  const auto explicit_cpu = run_tool(f.dir, base + " --device cpu --out " + f.path("cpu"));
+  INFO(explicit_cpu.err);
+  REQUIRE(explicit_cpu.status == 0);
+  for (const char* name : {"weights.npy", "hypergradients.npy", "contributions.npy", "tracked.npy"}) {
+    CAPTURE(name);
+    CHECK(file_bytes(f.dir / "cpu" / name) == file_bytes(f.dir / "default" / name));
+  }
+}
+
+TEST_CASE("hydra-attribute --device cuda writes the files --device cpu writes (float64, where there is a GPU)") {
+  fixture f;
+  const std::vector<std::int64_t> tracked{7, 0, 11, 4};
+  save_npy(f.dir / "track.npy", tracked, {4});
+  const auto common = f.data_args() + " --model mlp:3,6,3:tanh --epochs 3 --batch-size 4 --lr 0.2 --momentum 0.9" +
+                      " --weight-decay 0.01 --track " + f.path("track.npy") + " --precision float64";
+  const auto cuda = probe_cuda(f);
+  // The CPU runs always (they check --device cpu with every method); the GPU's only where there is one.
+  const std::vector<std::string> methods{" --method hessian-free", " --method exact", " --method hessian-free --update eager",
+                                         " --method hessian-free --lean", " --method influence --ihvp explicit --damping 1"};
+  for (std::size_t k = 0; k < methods.size(); ++k) {
+    CAPTURE(methods[k]);
+    const auto cpu_dir = f.dir / ("cpu" + std::to_string(k)), gpu_dir = f.dir / ("cuda" + std::to_string(k));
+    const auto cpu = run_tool(f.dir, common + methods[k] + " --device cpu --out " + cpu_dir.string());
+    INFO(cpu.err);
+    REQUIRE(cpu.status == 0);
+    if (!cuda.usable) continue;
+    const auto gpu = run_tool(f.dir, common + methods[k] + " --device cuda --out " + gpu_dir.string());
+    INFO(gpu.err);
+    REQUIRE(gpu.status == 0);
+    CHECK(gpu.out.find(", cuda)") != std::string::npos);  // the summary names the device it ran on
+    for (const char* name : {"weights.npy", "hypergradients.npy", "contributions.npy"}) {
+      CAPTURE(name);
+      REQUIRE(fs::exists(gpu_dir / name) == fs::exists(cpu_dir / name));
+      if (!fs::exists(cpu_dir / name)) continue;  // --lean and influence write no hypergradients
+      const auto header = read_npy_header(gpu_dir / name);
+      CHECK(header.descr == "<f8");
+      CHECK(header.shape == read_npy_header(cpu_dir / name).shape);
+      CHECK(relative_error(load_npy_features<double>(gpu_dir / name).data,
+                           load_npy_features<double>(cpu_dir / name).data) <= 1e-9);
+    }
+    CHECK(file_bytes(gpu_dir / "tracked.npy") == file_bytes(cpu_dir / "tracked.npy"));
+  }
+  if (!cuda.usable) MESSAGE("[skipped] no CUDA device: " << cuda.reason << "; the GPU runs were not compared");
 }
 
 } // namespace hydra::test
