@@ -14,6 +14,7 @@
 #include "hydra/backend/cuda/context.cuh"
 #include "hydra/backend/cuda/element.cuh"
 #include "hydra/backend/cuda/launch.cuh"
+#include "hydra/backend/cuda/runtime.cuh"
 #include "hydra/backend/cuda/status.cuh"
 #include "hydra/core/error.hpp"
 #include "hydra/core/types.hpp"
@@ -31,32 +32,13 @@ struct cuda {
 
   // ---- devices -----------------------------------------------------------------------------
   /// The number of CUDA devices this process can use; 0 when there is none or no driver.
-  [[nodiscard]] static int device_count() noexcept {
-    int count = 0;
-    if (cudaGetDeviceCount(&count) != cudaSuccess) {
-      (void)cudaGetLastError();  // clear the sticky status of a failed query
-      return 0;
-    }
-    return count;
-  }
+  [[nodiscard]] static int device_count() noexcept { return detail::cuda::device_count(); }
   /// Why device_count() is 0, in the runtime's words ("" when a device is there).
-  [[nodiscard]] static std::string no_device_reason() {
-    int count = 0;
-    const cudaError_t status = cudaGetDeviceCount(&count);
-    (void)cudaGetLastError();
-    if (status != cudaSuccess) return std::string(cudaGetErrorName(status)) + ": " + cudaGetErrorString(status);
-    return count == 0 ? "the runtime reports 0 devices" : "";
-  }
+  [[nodiscard]] static std::string no_device_reason() { return detail::cuda::no_device_reason(); }
   /// Free memory of the current device in bytes (the tracker's default bound for its states).
-  [[nodiscard]] static std::size_t memory_available() {
-    std::size_t free = 0, total = 0;
-    detail::cuda::check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
-    return free;
-  }
+  [[nodiscard]] static std::size_t memory_available() { return detail::cuda::memory_available(); }
   /// Waits for everything this thread has enqueued.
-  static void synchronize() {
-    detail::cuda::check(cudaStreamSynchronize(detail::cuda::this_thread_context().stream()), "cudaStreamSynchronize");
-  }
+  static void synchronize() { detail::cuda::wait(stream()); }
 
   /// Owning, zero-initialised device memory from cudaMalloc (never managed memory).
   template <class T>
@@ -68,19 +50,7 @@ struct cuda {
       if (n == 0) return;
       if (static_cast<std::size_t>(n) > std::numeric_limits<std::size_t>::max() / sizeof(T))
         throw allocation_error("hydra::cuda::buffer: " + std::to_string(n) + " elements overflow size_t");
-      const std::size_t bytes = static_cast<std::size_t>(n) * sizeof(T);
-      const cudaError_t status = cudaMalloc(reinterpret_cast<void**>(&data_), bytes);
-      if (status == cudaErrorMemoryAllocation) {
-        (void)cudaGetLastError();
-        throw allocation_error("hydra::cuda::buffer: cudaMalloc of " + std::to_string(bytes) +
-                               " bytes failed: out of device memory");
-      }
-      detail::cuda::check(status, "cudaMalloc");
-      const cudaError_t cleared = cudaMemsetAsync(data_, 0, bytes, detail::cuda::this_thread_context().stream());
-      if (cleared != cudaSuccess) {
-        cudaFree(data_);
-        detail::cuda::check(cleared, "cudaMemsetAsync");
-      }
+      data_ = static_cast<T*>(detail::cuda::allocate_zeroed(static_cast<std::size_t>(n) * sizeof(T), stream()));
     }
     buffer(buffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
     buffer& operator=(buffer&& o) noexcept {
@@ -101,7 +71,7 @@ struct cuda {
 
   private:
     void release() noexcept {
-      if (data_) cudaFree(data_);  // orders after all work on the memory (cudaFree synchronises)
+      detail::cuda::release(data_);
       data_ = nullptr;
     }
     T* data_ = nullptr;
@@ -143,80 +113,67 @@ struct cuda {
     // Row-major X is column-major Xᵀ: C = op(A)·op(B) is computed as Cᵀ = op(B)ᵀ·op(A)ᵀ.
     const auto op = [](transpose t) { return t == transpose::no ? CUBLAS_OP_N : CUBLAS_OP_T; };
     const auto ld = [](index stride, index cols) { return blas_int(std::max({stride, cols, index{1}}), "gemm"); };
-    cublasHandle_t h = detail::cuda::this_thread_context().blas();
-    const int m = blas_int(c.cols, "gemm"), n = blas_int(c.rows, "gemm"), k = blas_int(inner, "gemm");
-    if constexpr (std::is_same_v<T, float>) {
-      detail::cuda::check(cublasSgemmStridedBatched(h, op(tb), op(ta), m, n, k, &alpha, b.data, ld(b.stride, b.cols),
-                                                    stride_b, a.data, ld(a.stride, a.cols), stride_a, &beta, c.data,
-                                                    ld(c.stride, c.cols), stride_c, blas_int(count, "gemm")),
-                          "cublasSgemmStridedBatched");
-    } else {
-      detail::cuda::check(cublasDgemmStridedBatched(h, op(tb), op(ta), m, n, k, &alpha, b.data, ld(b.stride, b.cols),
-                                                    stride_b, a.data, ld(a.stride, a.cols), stride_a, &beta, c.data,
-                                                    ld(c.stride, c.cols), stride_c, blas_int(count, "gemm")),
-                          "cublasDgemmStridedBatched");
-    }
+    detail::cuda::gemm_strided_batched<T>(detail::cuda::this_thread_context().blas(), op(tb), op(ta), blas_int(c.cols, "gemm"),
+                                          blas_int(c.rows, "gemm"), blas_int(inner, "gemm"), alpha, b.data,
+                                          ld(b.stride, b.cols), stride_b, a.data, ld(a.stride, a.cols), stride_a, beta,
+                                          c.data, ld(c.stride, c.cols), stride_c, blas_int(count, "gemm"));
   }
 
   template <class T>
   static void axpy(T alpha, cvector<T> x, vector_view<T> y) {
-    detail::cuda::for_each_index(y.size, [=] __device__(index i) { y.data[i] += alpha * x.data[i]; }, "axpy");
+    detail::cuda::for_each_index(y.size, [=] HYDRA_CUDA_LAMBDA(index i) { y.data[i] += alpha * x.data[i]; }, "axpy");
   }
   template <class T>
   static void axpy(T alpha, cmatrix<T> x, matrix_view<T> y) {
-    each(y.rows, y.cols, [=] __device__(index r, index j) { y.row(r)[j] += alpha * x.row(r)[j]; }, "axpy");
+    each(y.rows, y.cols, [=] HYDRA_CUDA_LAMBDA(index r, index j) { y.row(r)[j] += alpha * x.row(r)[j]; }, "axpy");
   }
   template <class T>
   static void scal(T alpha, vector_view<T> x) {
-    detail::cuda::for_each_index(x.size, [=] __device__(index i) { x.data[i] *= alpha; }, "scal");
+    detail::cuda::for_each_index(x.size, [=] HYDRA_CUDA_LAMBDA(index i) { x.data[i] *= alpha; }, "scal");
   }
   template <class T>
   static void scal(T alpha, matrix_view<T> x) {
-    each(x.rows, x.cols, [=] __device__(index r, index j) { x.row(r)[j] *= alpha; }, "scal");
+    each(x.rows, x.cols, [=] HYDRA_CUDA_LAMBDA(index r, index j) { x.row(r)[j] *= alpha; }, "scal");
   }
   template <class T>
   static void copy(cvector<T> x, vector_view<T> y) {
-    if (y.size > 0)
-      detail::cuda::check(cudaMemcpyAsync(y.data, x.data, static_cast<std::size_t>(y.size) * sizeof(T),
-                                          cudaMemcpyDeviceToDevice, stream()),
-                          "cudaMemcpyAsync");
+    detail::cuda::copy(y.data, x.data, static_cast<std::size_t>(y.size) * sizeof(T), cudaMemcpyDeviceToDevice,
+                       stream(), false);
   }
   template <class T>
   static void copy(cmatrix<T> x, matrix_view<T> y) {
     if (y.rows > 0 && y.cols > 0)
-      detail::cuda::check(cudaMemcpy2DAsync(y.data, static_cast<std::size_t>(y.stride) * sizeof(T), x.data,
-                                            static_cast<std::size_t>(x.stride) * sizeof(T),
-                                            static_cast<std::size_t>(y.cols) * sizeof(T),
-                                            static_cast<std::size_t>(y.rows), cudaMemcpyDeviceToDevice, stream()),
-                          "cudaMemcpy2DAsync");
+      detail::cuda::copy_rows(y.data, static_cast<std::size_t>(y.stride) * sizeof(T), x.data,
+                              static_cast<std::size_t>(x.stride) * sizeof(T), static_cast<std::size_t>(y.cols) * sizeof(T),
+                              static_cast<std::size_t>(y.rows), stream());
   }
   template <class T>
   static void fill(T value, vector_view<T> x) {
-    detail::cuda::for_each_index(x.size, [=] __device__(index i) { x.data[i] = value; }, "fill");
+    detail::cuda::for_each_index(x.size, [=] HYDRA_CUDA_LAMBDA(index i) { x.data[i] = value; }, "fill");
   }
   template <class T>
   static void fill(T value, matrix_view<T> x) {
-    each(x.rows, x.cols, [=] __device__(index r, index j) { x.row(r)[j] = value; }, "fill");
+    each(x.rows, x.cols, [=] HYDRA_CUDA_LAMBDA(index r, index j) { x.row(r)[j] = value; }, "fill");
   }
   template <class U, class T = std::remove_const_t<U>>
   [[nodiscard]] static T dot(vector_view<U> x, cvector<T> y) {
     const T* xd = x.data;
     const T* yd = y.data;
-    return detail::cuda::sum_of<T>(x.size, [=] __device__(index i) { return xd[i] * yd[i]; }, scratch<T>(), "dot");
+    return detail::cuda::sum_of<T>(x.size, [=] HYDRA_CUDA_LAMBDA(index i) { return xd[i] * yd[i]; }, scratch<T>(), "dot");
   }
   template <class U, class T = std::remove_const_t<U>>
   [[nodiscard]] static T sum(vector_view<U> x) {
     const T* xd = x.data;
-    return detail::cuda::sum_of<T>(x.size, [=] __device__(index i) { return xd[i]; }, scratch<T>(), "sum");
+    return detail::cuda::sum_of<T>(x.size, [=] HYDRA_CUDA_LAMBDA(index i) { return xd[i]; }, scratch<T>(), "sum");
   }
   template <class T>
   static void add_row_vector(cvector<T> v, matrix_view<T> m) {
-    each(m.rows, m.cols, [=] __device__(index r, index j) { m.row(r)[j] += v.data[j]; }, "add_row_vector");
+    each(m.rows, m.cols, [=] HYDRA_CUDA_LAMBDA(index r, index j) { m.row(r)[j] += v.data[j]; }, "add_row_vector");
   }
   template <class T>
   static void add_row_vectors(cmatrix<T> vectors, matrix_view<T> m) {
     const index block = vectors.rows > 0 ? m.rows / vectors.rows : 1;
-    each(m.rows, m.cols, [=] __device__(index r, index j) { m.row(r)[j] += vectors.row(r / block)[j]; },
+    each(m.rows, m.cols, [=] HYDRA_CUDA_LAMBDA(index r, index j) { m.row(r)[j] += vectors.row(r / block)[j]; },
          "add_row_vectors");
   }
   /// y = alpha * (sum of the rows of a) + beta * y; one thread per column (coalesced across a
@@ -225,7 +182,7 @@ struct cuda {
   static void column_sums(T alpha, cmatrix<T> a, T beta, vector_view<T> y) {
     detail::cuda::for_each_index(
         y.size,
-        [=] __device__(index j) {
+        [=] HYDRA_CUDA_LAMBDA(index j) {
           T s = T(0);
           for (index r = 0; r < a.rows; ++r) s += a.row(r)[j];
           y.data[j] = beta == T(0) ? alpha * s : beta * y.data[j] + alpha * s;
@@ -236,7 +193,7 @@ struct cuda {
   template <class T>
   static void column_sums_batched(T alpha, cmatrix<T> a, index block_rows, matrix_view<T> out) {
     each(out.rows, out.cols,
-         [=] __device__(index blk, index j) {
+         [=] HYDRA_CUDA_LAMBDA(index blk, index j) {
            T s = T(0);
            for (index r = blk * block_rows; r < (blk + 1) * block_rows; ++r) s += a.row(r)[j];
            out.row(blk)[j] += alpha * s;
@@ -246,20 +203,20 @@ struct cuda {
   template <class T>
   static void row_outer_products(cmatrix<T> x, cmatrix<T> y, matrix_view<T> out) {
     const index n = y.cols;
-    each(out.rows, x.cols * n, [=] __device__(index b, index at) { out.row(b)[at] = x.row(b)[at / n] * y.row(b)[at % n]; },
+    each(out.rows, x.cols * n, [=] HYDRA_CUDA_LAMBDA(index b, index at) { out.row(b)[at] = x.row(b)[at / n] * y.row(b)[at % n]; },
          "row_outer_products");
   }
   template <class U>
   [[nodiscard]] static bool all_finite(vector_view<U> x) {
     const U* xd = x.data;
-    return !detail::cuda::any_index(x.size, [=] __device__(index i) { return !(xd[i] - xd[i] == U(0)); }, "all_finite");
+    return !detail::cuda::any_index(x.size, [=] HYDRA_CUDA_LAMBDA(index i) { return !(xd[i] - xd[i] == U(0)); }, "all_finite");
   }
 
   // ---- convolutions ----------------------------------------------------------------------------
   template <class T>
   static void im2col(const conv_geometry& g, cmatrix<T> x, matrix_view<T> cols) {
     each(cols.rows, cols.cols,
-         [=] __device__(index row, index col) {
+         [=] HYDRA_CUDA_LAMBDA(index row, index col) {
            index b = 0;
            const index at = detail::cuda::im2col_source(g, row, col, b);
            cols.row(row)[col] = at < 0 ? T(0) : x.row(b)[at];
@@ -268,14 +225,14 @@ struct cuda {
   }
   template <class T>
   static void col2im(const conv_geometry& g, cmatrix<T> cols, matrix_view<T> x) {
-    each(x.rows, x.cols, [=] __device__(index b, index at) { x.row(b)[at] = detail::cuda::col2im_gather(g, cols, b, at); },
+    each(x.rows, x.cols, [=] HYDRA_CUDA_LAMBDA(index b, index at) { x.row(b)[at] = detail::cuda::col2im_gather(g, cols, b, at); },
          "col2im");
   }
   template <class T>
   static void swap_leading_axes(cmatrix<T> in, index m, index n, matrix_view<T> out) {
     (void)m;
     each(out.rows, out.cols,
-         [=] __device__(index k, index at) { out.row(k)[at] = in.row(at / n)[k * n + at % n]; }, "swap_leading_axes");
+         [=] HYDRA_CUDA_LAMBDA(index k, index at) { out.row(k)[at] = in.row(at / n)[k * n + at % n]; }, "swap_leading_axes");
   }
 
   // ---- pooling -----------------------------------------------------------------------------
@@ -289,7 +246,7 @@ struct cuda {
   static void max_pool_backward(const pool_geometry& g, cmatrix<T> x, cmatrix<T> d_y, matrix_view<T> d_x) {
     const index batch = x.rows, image = g.height * g.width, pooled = g.out_pixels();
     each(d_x.rows, d_x.cols,
-         [=] __device__(index r, index at) {
+         [=] HYDRA_CUDA_LAMBDA(index r, index at) {
            const index c = at / image;
            d_x.row(r)[at] = detail::cuda::max_pool_gather(g, x.row(r % batch) + c * image, d_y.row(r) + c * pooled,
                                                           at - c * image);
@@ -300,7 +257,7 @@ struct cuda {
   static void max_pool_tangent(const pool_geometry& g, cmatrix<T> x, cmatrix<T> r_x, matrix_view<T> r_y) {
     const index batch = x.rows, image = g.height * g.width, pooled = g.out_pixels(), ow_n = g.out_width();
     each(r_y.rows, r_y.cols,
-         [=] __device__(index r, index to) {
+         [=] HYDRA_CUDA_LAMBDA(index r, index to) {
            const index c = to / pooled, pixel = to - c * pooled;
            const index from = detail::cuda::window_argmax(g, x.row(r % batch) + c * image, pixel / ow_n, pixel % ow_n);
            r_y.row(r)[to] = r_x.row(r)[c * image + from];
@@ -311,7 +268,7 @@ struct cuda {
   static void avg_pool_forward(const pool_geometry& g, cmatrix<T> x, matrix_view<T> y) {
     const index image = g.height * g.width, pooled = g.out_pixels(), ow_n = g.out_width();
     each(y.rows, y.cols,
-         [=] __device__(index r, index to) {
+         [=] HYDRA_CUDA_LAMBDA(index r, index to) {
            const index c = to / pooled, pixel = to - c * pooled;
            y.row(r)[to] = detail::cuda::window_mean(g, x.row(r) + c * image, pixel / ow_n, pixel % ow_n);
          },
@@ -321,7 +278,7 @@ struct cuda {
   static void avg_pool_backward(const pool_geometry& g, cmatrix<T> d_y, matrix_view<T> d_x) {
     const index image = g.height * g.width, pooled = g.out_pixels();
     each(d_x.rows, d_x.cols,
-         [=] __device__(index r, index at) {
+         [=] HYDRA_CUDA_LAMBDA(index r, index at) {
            const index c = at / image;
            d_x.row(r)[at] = detail::cuda::avg_pool_gather(g, d_y.row(r) + c * pooled, at - c * image);
          },
@@ -339,7 +296,7 @@ struct cuda {
     const bool has_hv = !hv.empty();
     return !detail::cuda::any_index(
         dv.rows * cols,
-        [=] __device__(index i) {
+        [=] HYDRA_CUDA_LAMBDA(index i) {
           const index r = i / cols, j = i - r * cols;
           T d = p * dv.row(r)[j] + lambda * grad.row(r)[j];
           if (has_hv) d += hv.row(r)[j];
@@ -360,7 +317,7 @@ struct cuda {
     const index cols = dv.cols;
     return !detail::cuda::any_index(
         count * cols,
-        [=] __device__(index i) {
+        [=] HYDRA_CUDA_LAMBDA(index i) {
           const index k = i / cols, j = i - k * cols, r = state_rows[k];
           const bool has_source = source_rows[k] >= 0;
           const T s = has_source ? sources.row(source_rows[k])[j] : T(0);
@@ -374,13 +331,13 @@ struct cuda {
   template <class T>
   static void activation_forward(activation f, cmatrix<T> in, matrix_view<T> out) {
     each(out.rows, out.cols,
-         [=] __device__(index r, index j) { out.row(r)[j] = detail::cuda::activation_value(f, in.row(r)[j]); },
+         [=] HYDRA_CUDA_LAMBDA(index r, index j) { out.row(r)[j] = detail::cuda::activation_value(f, in.row(r)[j]); },
          "activation_forward");
   }
   template <class T>
   static void activation_backward(activation f, cmatrix<T> in, cmatrix<T> out, cmatrix<T> d_out, matrix_view<T> d_in) {
     each(d_in.rows, d_in.cols,
-         [=] __device__(index r, index j) {
+         [=] HYDRA_CUDA_LAMBDA(index r, index j) {
            d_in.row(r)[j] = d_out.row(r)[j] * detail::cuda::activation_first(f, in.row(r)[j], out.row(r)[j]);
          },
          "activation_backward");
@@ -390,7 +347,7 @@ struct cuda {
     const index batch = in.rows;
     if (batch == 0) return;
     each(r_out.rows, r_out.cols,
-         [=] __device__(index r, index j) {
+         [=] HYDRA_CUDA_LAMBDA(index r, index j) {
            const index b = r % batch;
            r_out.row(r)[j] = r_in.row(r)[j] * detail::cuda::activation_first(f, in.row(b)[j], out.row(b)[j]);
          },
@@ -403,7 +360,7 @@ struct cuda {
     if (batch == 0) return;
     const bool curved = !r_in.empty() && f != activation::identity && f != activation::relu;
     each(r_d_in.rows, r_d_in.cols,
-         [=] __device__(index r, index j) {
+         [=] HYDRA_CUDA_LAMBDA(index r, index j) {
            const index b = r % batch;
            T v = r_d_out.row(r)[j] * detail::cuda::activation_first(f, in.row(b)[j], out.row(b)[j]);
            if (curved) v += d_out.row(b)[j] * detail::cuda::activation_second(f, out.row(b)[j]) * r_in.row(r)[j];
@@ -418,7 +375,7 @@ struct cuda {
                                     vector_view<T> losses) {
     detail::cuda::for_each_index(
         logits.rows,
-        [=] __device__(index b) {
+        [=] HYDRA_CUDA_LAMBDA(index b) {
           const T* z = logits.row(b);
           T* p = probabilities.row(b);
           T zmax = z[0];
@@ -434,7 +391,7 @@ struct cuda {
   static void softmax_cross_entropy_gradient(cmatrix<T> probabilities, const label_type* labels, T scale,
                                              matrix_view<T> d) {
     each(d.rows, d.cols,
-         [=] __device__(index b, index c) {
+         [=] HYDRA_CUDA_LAMBDA(index b, index c) {
            d.row(b)[c] = scale * probabilities.row(b)[c] - (c == labels[b] ? scale : T(0));
          },
          "softmax_cross_entropy_gradient");
@@ -446,7 +403,7 @@ struct cuda {
     if (batch == 0) return;
     detail::cuda::for_each_index(
         out.rows,
-        [=] __device__(index row) {
+        [=] HYDRA_CUDA_LAMBDA(index row) {
           const T* p = probabilities.row(row % batch);
           const T* v = r.row(row);
           T pr = T(0);
@@ -460,7 +417,7 @@ struct cuda {
     const bool explicit_targets = !targets.empty();
     detail::cuda::for_each_index(
         logits.rows,
-        [=] __device__(index b) {
+        [=] HYDRA_CUDA_LAMBDA(index b) {
           T s = T(0);
           for (index c = 0; c < logits.cols; ++c) {
             const T t = explicit_targets ? targets.row(b)[c] : (labels[b] == c ? T(1) : T(0));
@@ -477,7 +434,7 @@ struct cuda {
     const bool explicit_targets = !targets.empty();
     const T factor = scale * T(2) / static_cast<T>(logits.cols);
     each(d.rows, d.cols,
-         [=] __device__(index b, index c) {
+         [=] HYDRA_CUDA_LAMBDA(index b, index c) {
            const T t = explicit_targets ? targets.row(b)[c] : (labels[b] == c ? T(1) : T(0));
            d.row(b)[c] = factor * (logits.row(b)[c] - t);
          },
@@ -487,7 +444,7 @@ struct cuda {
   [[nodiscard]] static index count_correct(matrix_view<U> logits, const label_type* labels) {
     return detail::cuda::count_if(
         logits.rows,
-        [=] __device__(index b) {
+        [=] HYDRA_CUDA_LAMBDA(index b) {
           const U* z = logits.row(b);
           index best = 0;
           for (index c = 1; c < logits.cols; ++c)
@@ -497,14 +454,14 @@ struct cuda {
         "count_correct");
   }
 
-  // ---- helpers (public: nvcc requires that functions enclosing __device__ lambdas be) ---------
+  // ---- helpers (public: nvcc requires that functions enclosing extended lambdas be) -----------
   /// f(r, j) for every element of a rows × cols matrix, one flattened grid-stride loop.
   template <class F>
   static void each(index rows, index cols, F f, const char* op) {
     if (rows <= 0 || cols <= 0) return;
     detail::cuda::for_each_index(
         rows * cols,
-        [=] __device__(index i) {
+        [=] HYDRA_CUDA_LAMBDA(index i) {
           const index r = i / cols;
           f(r, i - r * cols);
         },
@@ -522,9 +479,7 @@ struct cuda {
     return static_cast<int>(value);
   }
   static void copy_bytes(void* dst, const void* src, index bytes, cudaMemcpyKind kind) {
-    if (bytes <= 0) return;
-    detail::cuda::check(cudaMemcpyAsync(dst, src, static_cast<std::size_t>(bytes), kind, stream()), "cudaMemcpyAsync");
-    detail::cuda::check(cudaStreamSynchronize(stream()), "cudaStreamSynchronize");
+    if (bytes > 0) detail::cuda::copy(dst, src, static_cast<std::size_t>(bytes), kind, stream(), true);
   }
 };
 

@@ -7,18 +7,19 @@
 #include <string>
 #include <utility>
 
-#include "hydra/backend/cuda/status.cuh"
+#include "hydra/backend/cuda/runtime.cuh"
 
 namespace hydra::detail::cuda {
 
 class context {
 public:
   context() {
+    if constexpr (host_emulation) return;  // the kernels run in host loops: nothing to create
     check(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking), "cudaStreamCreateWithFlags");
     try {
       check(cublasCreate(&blas_), "cublasCreate");
       check(cublasSetStream(blas_, stream_), "cublasSetStream");
-      // Scalars (alpha, beta, dot results) are host values: no device round trip for them.
+      // Scalars (alpha, beta) are host values: no device round trip for them.
       check(cublasSetPointerMode(blas_, CUBLAS_POINTER_MODE_HOST), "cublasSetPointerMode");
       check(cudaMalloc(reinterpret_cast<void**>(&flag_), sizeof(unsigned long long)), "cudaMalloc");
       check(cudaMalloc(&scratch_, scratch_bytes), "cudaMalloc");
@@ -45,8 +46,7 @@ public:
   /// Waits for the stream and returns the flag word.
   [[nodiscard]] unsigned long long read_flag() const {
     unsigned long long value = 0;
-    check(cudaMemcpyAsync(&value, flag_, sizeof(value), cudaMemcpyDeviceToHost, stream_), "cudaMemcpyAsync");
-    check(cudaStreamSynchronize(stream_), "cudaStreamSynchronize");
+    copy(&value, flag_, sizeof(value), cudaMemcpyDeviceToHost, stream_, true);
     return value;
   }
 

@@ -20,7 +20,7 @@ template <class T>
 HYDRA_HOST_DEVICE inline T activation_value(activation f, T in) {
   switch (f) {
     case activation::identity: return in;
-    case activation::relu: return in > T(0) ? in : T(0);
+    case activation::relu: return in < T(0) ? T(0) : in;  // max(in, 0) as hydra::cpu: a NaN stays NaN
     case activation::tanh: return ::tanh(in);
     case activation::sigmoid: return T(1) / (T(1) + ::exp(-in));
   }

@@ -1,12 +1,22 @@
 #pragma once
-// Kernel launchers behind hydra::cuda: a grid-stride loop over [0, n) that calls a __device__
-// lambda per index (with or without a per-thread "non-finite" flag), and a deterministic
-// two-pass sum. Every launch is on the calling thread's stream and is checked by name.
+// Kernel launchers behind hydra::cuda: a grid-stride loop over [0, n) that calls a lambda per
+// index (with or without a per-thread flag), a count, and a deterministic two-pass sum. Every
+// launch is on the calling thread's stream and is checked by name. Under host emulation
+// (runtime.cuh) each is a plain host loop over the same lambda.
 
 #include <algorithm>
 
 #include "hydra/backend/cuda/context.cuh"
+#include "hydra/backend/cuda/runtime.cuh"
 #include "hydra/core/types.hpp"
+
+// The annotation of every kernel lambda in hydra::cuda: device code, and host code too under host
+// emulation, where the loops of this file call it on the host.
+#if defined(HYDRA_CUDA_EMULATE_ON_HOST)
+#define HYDRA_CUDA_LAMBDA __host__ __device__
+#else
+#define HYDRA_CUDA_LAMBDA __device__
+#endif
 
 namespace hydra::detail::cuda {
 
@@ -28,6 +38,10 @@ __global__ void for_each_index_kernel(index n, F f) {
 template <class F>
 void for_each_index(index n, F f, const char* name) {
   if (n <= 0) return;
+  if constexpr (host_emulation) {
+    for (index i = 0; i < n; ++i) f(i);
+    return;
+  }
   for_each_index_kernel<<<blocks_for(n), threads_per_block, 0, this_thread_context().stream()>>>(n, f);
   check_launch(name);
 }
@@ -45,6 +59,11 @@ __global__ void for_each_index_flagged_kernel(index n, F f, unsigned long long* 
 template <class F>
 bool any_index(index n, F f, const char* name) {
   if (n <= 0) return false;
+  if constexpr (host_emulation) {
+    bool raised = false;
+    for (index i = 0; i < n; ++i) raised |= f(i);
+    return raised;
+  }
   auto& ctx = this_thread_context();
   ctx.clear_flag();
   for_each_index_flagged_kernel<<<blocks_for(n), threads_per_block, 0, ctx.stream()>>>(n, f, ctx.flag());
@@ -64,6 +83,11 @@ __global__ void count_kernel(index n, F f, unsigned long long* count) {
 template <class F>
 index count_if(index n, F f, const char* name) {
   if (n <= 0) return 0;
+  if constexpr (host_emulation) {
+    index count = 0;
+    for (index i = 0; i < n; ++i) count += f(i) ? 1 : 0;
+    return count;
+  }
   auto& ctx = this_thread_context();
   ctx.clear_flag();
   count_kernel<<<blocks_for(n), threads_per_block, 0, ctx.stream()>>>(n, f, ctx.flag());
@@ -106,15 +130,18 @@ __global__ void final_sum_kernel(const T* partials, T* result) {
 /// stream to return the value.
 template <class T, class F>
 T sum_of(index n, F f, T* scratch, const char* name) {
+  if constexpr (host_emulation) {
+    T sum = T(0);
+    for (index i = 0; i < n; ++i) sum += f(i);
+    return sum;
+  }
   auto& ctx = this_thread_context();
   partial_sums_kernel<T><<<sum_blocks, threads_per_block, 0, ctx.stream()>>>(n, f, scratch);
   check_launch(name);
   final_sum_kernel<T><<<1, sum_blocks, 0, ctx.stream()>>>(scratch, scratch + sum_blocks);
   check_launch(name);
   T value{};
-  check(cudaMemcpyAsync(&value, scratch + sum_blocks, sizeof(T), cudaMemcpyDeviceToHost, ctx.stream()),
-        "cudaMemcpyAsync");
-  check(cudaStreamSynchronize(ctx.stream()), "cudaStreamSynchronize");
+  copy(&value, scratch + sum_blocks, sizeof(T), cudaMemcpyDeviceToHost, ctx.stream(), true);
   return value;
 }
 
