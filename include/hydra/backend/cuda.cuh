@@ -286,18 +286,17 @@ struct cuda {
   }
 
   // ---- the hypergradient recurrence ----------------------------------------------------------
-  /// One step of Eq. 35–36 for every row of the states, one fused kernel: each element of dv and
-  /// grad is read once and written once, and its finiteness is checked on the way. The answer
-  /// is read back, so this call waits for the stream.
+  /// One step of Eq. 35–36 for every row of the states, one fused kernel (blocks across a row's
+  /// columns, grid rows over the states): each element of dv and grad is read once and written
+  /// once, and its finiteness is checked on the way. The answer is read back, so this call waits
+  /// for the stream.
   template <class T>
   static bool hypergradient_update(T p, T lambda, T eta, cmatrix<T> hv, const index* source_rows, const T* weights,
                                    cmatrix<T> sources, matrix_view<T> dv, matrix_view<T> grad) {
-    const index cols = dv.cols;
     const bool has_hv = !hv.empty();
-    return !detail::cuda::any_index(
-        dv.rows * cols,
-        [=] HYDRA_CUDA_LAMBDA(index i) {
-          const index r = i / cols, j = i - r * cols;
+    return !detail::cuda::any_element(
+        dv.rows, dv.cols,
+        [=] HYDRA_CUDA_LAMBDA(index r, index j) {
           T d = p * dv.row(r)[j] + lambda * grad.row(r)[j];
           if (has_hv) d += hv.row(r)[j];
           if (source_rows != nullptr && source_rows[r] >= 0) d += weights[r] * sources.row(source_rows[r])[j];
@@ -314,11 +313,10 @@ struct cuda {
   static bool hypergradient_transfer(index count, const index* state_rows, const T* transfers, const index* source_rows,
                                      const T* weights, T eta, cmatrix<T> sources, matrix_view<T> dv,
                                      matrix_view<T> grad) {
-    const index cols = dv.cols;
-    return !detail::cuda::any_index(
-        count * cols,
-        [=] HYDRA_CUDA_LAMBDA(index i) {
-          const index k = i / cols, j = i - k * cols, r = state_rows[k];
+    return !detail::cuda::any_element(
+        count, dv.cols,
+        [=] HYDRA_CUDA_LAMBDA(index k, index j) {
+          const index r = state_rows[k];
           const bool has_source = source_rows[k] >= 0;
           const T s = has_source ? sources.row(source_rows[k])[j] : T(0);
           return detail::cuda::transfer_element(transfers + 4 * k, has_source, has_source ? weights[k] : T(0), eta, s,
@@ -455,17 +453,10 @@ struct cuda {
   }
 
   // ---- helpers (public: nvcc requires that functions enclosing extended lambdas be) -----------
-  /// f(r, j) for every element of a rows × cols matrix, one flattened grid-stride loop.
+  /// f(r, j) for every element of a rows × cols matrix.
   template <class F>
   static void each(index rows, index cols, F f, const char* op) {
-    if (rows <= 0 || cols <= 0) return;
-    detail::cuda::for_each_index(
-        rows * cols,
-        [=] HYDRA_CUDA_LAMBDA(index i) {
-          const index r = i / cols;
-          f(r, i - r * cols);
-        },
-        op);
+    detail::cuda::for_each_element(rows, cols, f, op);
   }
   [[nodiscard]] static cudaStream_t stream() { return detail::cuda::this_thread_context().stream(); }
   template <class T>

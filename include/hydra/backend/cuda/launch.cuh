@@ -46,6 +46,61 @@ void for_each_index(index n, F f, const char* name) {
   check_launch(name);
 }
 
+/// The grid of a rows × cols launch: x strides over the columns of a row (coalesced), y over rows,
+/// so no thread divides an index.
+inline dim3 grid_for(index rows, index cols) {
+  return dim3(static_cast<unsigned>(std::clamp<index>((cols + threads_per_block - 1) / threads_per_block, 1, 4096)),
+              static_cast<unsigned>(std::clamp<index>(rows, 1, 65535)));
+}
+
+template <class F>
+__global__ void for_each_element_kernel(index rows, index cols, F f) {
+  const index step = static_cast<index>(blockDim.x) * gridDim.x;
+  for (index r = blockIdx.y; r < rows; r += gridDim.y)
+    for (index j = static_cast<index>(blockIdx.x) * blockDim.x + threadIdx.x; j < cols; j += step) f(r, j);
+}
+
+/// f(r, j) for every element of a rows × cols matrix.
+template <class F>
+void for_each_element(index rows, index cols, F f, const char* name) {
+  if (rows <= 0 || cols <= 0) return;
+  if constexpr (host_emulation) {
+    for (index r = 0; r < rows; ++r)
+      for (index j = 0; j < cols; ++j) f(r, j);
+    return;
+  }
+  for_each_element_kernel<<<grid_for(rows, cols), threads_per_block, 0, this_thread_context().stream()>>>(rows, cols,
+                                                                                                        f);
+  check_launch(name);
+}
+
+template <class F>
+__global__ void any_element_kernel(index rows, index cols, F f, unsigned long long* flag) {
+  const index step = static_cast<index>(blockDim.x) * gridDim.x;
+  bool raised = false;
+  for (index r = blockIdx.y; r < rows; r += gridDim.y)
+    for (index j = static_cast<index>(blockIdx.x) * blockDim.x + threadIdx.x; j < cols; j += step) raised |= f(r, j);
+  if (raised) *flag = 1;  // every writer writes the same value: no atomic needed
+}
+
+/// f(r, j) -> bool for every element of a rows × cols matrix; returns whether any call returned
+/// true. Reading the answer waits for the stream.
+template <class F>
+bool any_element(index rows, index cols, F f, const char* name) {
+  if (rows <= 0 || cols <= 0) return false;
+  if constexpr (host_emulation) {
+    bool raised = false;
+    for (index r = 0; r < rows; ++r)
+      for (index j = 0; j < cols; ++j) raised |= f(r, j);
+    return raised;
+  }
+  auto& ctx = this_thread_context();
+  ctx.clear_flag();
+  any_element_kernel<<<grid_for(rows, cols), threads_per_block, 0, ctx.stream()>>>(rows, cols, f, ctx.flag());
+  check_launch(name);
+  return ctx.read_flag() != 0;
+}
+
 template <class F>
 __global__ void for_each_index_flagged_kernel(index n, F f, unsigned long long* flag) {
   const index step = static_cast<index>(blockDim.x) * gridDim.x;
