@@ -11,6 +11,8 @@
 //    result); outputs carry a sentinel in their padding that must survive. Without a device these
 //    test cases print "[skipped] no CUDA device: <reason>" and return, so CTest reports the
 //    executable as skipped (SKIP_REGULAR_EXPRESSION "\[skipped\]") after the host checks ran.
+//    The file is also built as test_backend_cuda_emulated, with the kernel bodies and the runtime
+//    emulated on the host (docs/backend.md, "Host emulation"): there part 2 runs everywhere.
 //
 // Tolerances: norm-wise relative error max|got − want| / max|want| over a view's elements, where
 // `want` is hydra::cpu's result on the same inputs.

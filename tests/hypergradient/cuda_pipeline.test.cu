@@ -9,9 +9,9 @@
 // Without a device every test case but the first says "[skipped] no CUDA device: <reason>" and
 // returns (CTest's SKIP_REGULAR_EXPRESSION); the first checks the host-side behaviour of the device
 // types, which needs no device.
-//
-// Dry run of the test logic without a GPU: compile with -DHYDRA_CUDA_PIPELINE_DRY_RUN and the
-// "device" side runs on hydra::cpu too (every comparison then holds exactly; nothing is skipped).
+// Built a second time as test_hypergradient_cuda_pipeline_emulated, with the backend's kernel
+// bodies and runtime calls emulated on the host (docs/backend.md, "Host emulation"), so all of it
+// runs on machines without a GPU too.
 
 #include <doctest/doctest.h>
 
@@ -43,13 +43,8 @@
 namespace hydra::test {
 namespace {
 
-#ifdef HYDRA_CUDA_PIPELINE_DRY_RUN
-using device = cpu;
-bool device_available() { return true; }
-#else
 using device = cuda;
 bool device_available() { return cuda::device_count() > 0; }
-#endif
 
 #define HYDRA_SKIP_WITHOUT_DEVICE()                                              \
   do {                                                                           \
