@@ -92,18 +92,6 @@ host_matrix<T> output(index rows, index cols) {
   return m;
 }
 
-/// Rows of positive values summing to 1 (a softmax output), rounded to T.
-template <class T>
-host_matrix<T> probabilities(random_source& rng, index rows, index cols) {
-  auto p = rng.filled<T>(rows, cols, cols + 1, 0.05, 1);
-  for (index i = 0; i < rows; ++i) {
-    real total = 0;
-    for (index j = 0; j < cols; ++j) total += p(i, j);
-    for (index j = 0; j < cols; ++j) p(i, j) = static_cast<T>(real(p(i, j)) / total);
-  }
-  return p;
-}
-
 } // namespace
 
 // ---- activations ------------------------------------------------------------------------------

@@ -12,6 +12,8 @@
 
 #include <Eigen/Core>
 
+#include "hydra/backend/detail/owning_buffer.hpp"
+#include "hydra/backend/detail/window_argmax.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/core/types.hpp"
 
@@ -28,45 +30,20 @@ struct cpu {
   static constexpr const char* name = "cpu";
   static constexpr bool host_accessible = true;
 
-  /// Owning, zero-initialised, 64-byte aligned host memory.
-  template <class T>
-  class buffer {
-  public:
-    buffer() = default;
-    explicit buffer(index n) : size_(n) {
-      if (n < 0) throw invalid_argument("hydra::cpu::buffer: negative size " + std::to_string(n));
-      if (n == 0) return;
-      if (static_cast<std::size_t>(n) > std::numeric_limits<std::size_t>::max() / sizeof(T))
-        throw allocation_error("hydra::cpu::buffer: " + std::to_string(n) + " elements overflow size_t");
-      data_ = static_cast<T*>(::operator new(static_cast<std::size_t>(n) * sizeof(T), std::align_val_t{alignment}));
-      std::memset(static_cast<void*>(data_), 0, static_cast<std::size_t>(n) * sizeof(T));
-    }
-    buffer(buffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
-    buffer& operator=(buffer&& o) noexcept {
-      if (this != &o) {
-        release();
-        data_ = std::exchange(o.data_, nullptr);
-        size_ = std::exchange(o.size_, 0);
-      }
-      return *this;
-    }
-    buffer(const buffer&) = delete;
-    buffer& operator=(const buffer&) = delete;
-    ~buffer() { release(); }
-
-    [[nodiscard]] T* data() noexcept { return data_; }
-    [[nodiscard]] const T* data() const noexcept { return data_; }
-    [[nodiscard]] index size() const noexcept { return size_; }
-
-  private:
+  /// Where cpu::buffer's bytes come from: 64-byte aligned host memory, zeroed.
+  struct memory {
+    static constexpr const char* name = "cpu";
     static constexpr std::size_t alignment = 64;
-    void release() noexcept {
-      if (data_) ::operator delete(data_, std::align_val_t{alignment});
-      data_ = nullptr;
+    static void* allocate_zeroed(std::size_t bytes) {
+      void* p = ::operator new(bytes, std::align_val_t{alignment});
+      std::memset(p, 0, bytes);
+      return p;
     }
-    T* data_ = nullptr;
-    index size_ = 0;
+    static void release(void* p) noexcept { ::operator delete(p, std::align_val_t{alignment}); }
   };
+  /// Owning, move-only, zero-initialised, 64-byte aligned host memory.
+  template <class T>
+  using buffer = detail::owning_buffer<T, memory>;
 
   // ---- memory ------------------------------------------------------------------------------
   template <class T>
@@ -375,22 +352,7 @@ private:
       for (index c = 0; c < g.channels; ++c)
         for (index oh = 0; oh < oh_n; ++oh)
           for (index ow = 0; ow < ow_n; ++ow)
-            f(b, c * image + window_argmax(g, x.row(b) + c * image, oh, ow), (c * oh_n + oh) * ow_n + ow);
-  }
-
-  /// Offset, within one channel's H × W image, of the largest entry of window (oh, ow): the first
-  /// maximum in row-major window order, or the first NaN.
-  template <class T>
-  static index window_argmax(const pool_geometry& g, const T* image, index oh, index ow) {
-    const index corner = oh * g.stride * g.width + ow * g.stride;
-    index best = corner;
-    for (index i = 0; i < g.window; ++i)
-      for (index j = 0; j < g.window; ++j) {
-        const index at = corner + i * g.width + j;
-        // best == best is false only for a NaN, which then stays; !(v <= best) is v > best or v NaN.
-        if (image[best] == image[best] && !(image[at] <= image[best])) best = at;
-      }
-    return best;
+            f(b, c * image + detail::window_argmax(g, x.row(b) + c * image, oh, ow), (c * oh_n + oh) * ow_n + ow);
   }
 
   /// Σ (x − x) over n values just written: 0 when all are finite, NaN when any is NaN or ±Inf.

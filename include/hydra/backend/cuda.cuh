@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "hydra/backend/concepts.hpp"
+#include "hydra/backend/detail/owning_buffer.hpp"
 #include "hydra/backend/cuda/context.cuh"
 #include "hydra/backend/cuda/element.cuh"
 #include "hydra/backend/cuda/launch.cuh"
@@ -40,43 +41,16 @@ struct cuda {
   /// Waits for everything this thread has enqueued.
   static void synchronize() { detail::cuda::wait(stream()); }
 
-  /// Owning, zero-initialised device memory from cudaMalloc (never managed memory).
-  template <class T>
-  class buffer {
-  public:
-    buffer() = default;
-    explicit buffer(index n) : size_(n) {
-      if (n < 0) throw invalid_argument("hydra::cuda::buffer: negative size " + std::to_string(n));
-      if (n == 0) return;
-      if (static_cast<std::size_t>(n) > std::numeric_limits<std::size_t>::max() / sizeof(T))
-        throw allocation_error("hydra::cuda::buffer: " + std::to_string(n) + " elements overflow size_t");
-      data_ = static_cast<T*>(detail::cuda::allocate_zeroed(static_cast<std::size_t>(n) * sizeof(T), stream()));
-    }
-    buffer(buffer&& o) noexcept : data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
-    buffer& operator=(buffer&& o) noexcept {
-      if (this != &o) {
-        release();
-        data_ = std::exchange(o.data_, nullptr);
-        size_ = std::exchange(o.size_, 0);
-      }
-      return *this;
-    }
-    buffer(const buffer&) = delete;
-    buffer& operator=(const buffer&) = delete;
-    ~buffer() { release(); }
-
-    [[nodiscard]] T* data() noexcept { return data_; }
-    [[nodiscard]] const T* data() const noexcept { return data_; }
-    [[nodiscard]] index size() const noexcept { return size_; }
-
-  private:
-    void release() noexcept {
-      detail::cuda::release(data_);
-      data_ = nullptr;
-    }
-    T* data_ = nullptr;
-    index size_ = 0;
+  /// Where cuda::buffer's bytes come from: cudaMalloc (never managed memory), zeroed on this
+  /// thread's stream; too little device memory throws allocation_error naming the bytes.
+  struct memory {
+    static constexpr const char* name = "cuda";
+    static void* allocate_zeroed(std::size_t bytes) { return detail::cuda::allocate_zeroed(bytes, stream()); }
+    static void release(void* p) noexcept { detail::cuda::release(p); }
   };
+  /// Owning, move-only, zero-initialised device memory.
+  template <class T>
+  using buffer = detail::owning_buffer<T, memory>;
 
   // ---- memory ------------------------------------------------------------------------------
   // Host copies are synchronous: when they return, the data has arrived, so host memory may be

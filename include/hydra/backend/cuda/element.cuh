@@ -5,15 +5,12 @@
 
 #include <cmath>
 
+#include "hydra/backend/detail/window_argmax.hpp"
 #include "hydra/core/types.hpp"
 
-#if defined(__CUDACC__)
-#define HYDRA_HOST_DEVICE __host__ __device__
-#else
-#define HYDRA_HOST_DEVICE
-#endif
-
 namespace hydra::detail::cuda {
+
+using hydra::detail::window_argmax;  // the pooling rule shared with hydra::cpu
 
 // ---- activations (docs/backend.md: derivatives of tanh and sigmoid from the stored output) ----
 template <class T>
@@ -83,20 +80,6 @@ HYDRA_HOST_DEVICE inline T col2im_gather(const conv_geometry& g, matrix_view<con
 }
 
 // ---- pooling --------------------------------------------------------------------------------
-/// Offset within one channel's H × W image of the largest entry of window (oh, ow): the first
-/// maximum in row-major window order, or the first NaN (the rule of every max-pooling kernel).
-template <class T>
-HYDRA_HOST_DEVICE inline index window_argmax(const pool_geometry& g, const T* image, index oh, index ow) {
-  const index corner = oh * g.stride * g.width + ow * g.stride;
-  index best = corner;
-  for (index i = 0; i < g.window; ++i)
-    for (index j = 0; j < g.window; ++j) {
-      const index at = corner + i * g.width + j;
-      if (image[best] == image[best] && !(image[at] <= image[best])) best = at;
-    }
-  return best;
-}
-
 /// The range [lo, hi) of window indices along one axis whose window [o·s, o·s + k) covers
 /// position p, clipped to [0, count).
 HYDRA_HOST_DEVICE inline void covering_windows(index p, index window, index stride, index count, index& lo,
