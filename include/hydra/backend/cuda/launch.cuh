@@ -39,6 +39,7 @@ template <class F>
 void for_each_index(index n, F f, const char* name) {
   if (n <= 0) return;
   if constexpr (host_emulation) {
+    [[maybe_unused]] const device_work scope;
     for (index i = 0; i < n; ++i) f(i);
     return;
   }
@@ -65,6 +66,7 @@ template <class F>
 void for_each_element(index rows, index cols, F f, const char* name) {
   if (rows <= 0 || cols <= 0) return;
   if constexpr (host_emulation) {
+    [[maybe_unused]] const device_work scope;
     for (index r = 0; r < rows; ++r)
       for (index j = 0; j < cols; ++j) f(r, j);
     return;
@@ -89,6 +91,7 @@ template <class F>
 bool any_element(index rows, index cols, F f, const char* name) {
   if (rows <= 0 || cols <= 0) return false;
   if constexpr (host_emulation) {
+    [[maybe_unused]] const device_work scope;
     bool raised = false;
     for (index r = 0; r < rows; ++r)
       for (index j = 0; j < cols; ++j) raised |= f(r, j);
@@ -115,6 +118,7 @@ template <class F>
 bool any_index(index n, F f, const char* name) {
   if (n <= 0) return false;
   if constexpr (host_emulation) {
+    [[maybe_unused]] const device_work scope;
     bool raised = false;
     for (index i = 0; i < n; ++i) raised |= f(i);
     return raised;
@@ -139,6 +143,7 @@ template <class F>
 index count_if(index n, F f, const char* name) {
   if (n <= 0) return 0;
   if constexpr (host_emulation) {
+    [[maybe_unused]] const device_work scope;
     index count = 0;
     for (index i = 0; i < n; ++i) count += f(i) ? 1 : 0;
     return count;
@@ -186,6 +191,7 @@ __global__ void final_sum_kernel(const T* partials, T* result) {
 template <class T, class F>
 T sum_of(index n, F f, T* scratch, const char* name) {
   if constexpr (host_emulation) {
+    [[maybe_unused]] const device_work scope;
     T sum = T(0);
     for (index i = 0; i < n; ++i) sum += f(i);
     return sum;

@@ -1,17 +1,23 @@
 #pragma once
 // The few CUDA runtime and cuBLAS services hydra::cuda uses (memory, copies, waits, strided-batched
 // GEMM, device queries), each behind one function. Compiled with HYDRA_CUDA_EMULATE_ON_HOST, the
-// same functions run on the host instead (malloc, memcpy, a plain loop with cuBLAS's column-major
+// same functions run on the host instead (mappings, memcpy, a plain loop with cuBLAS's column-major
 // semantics) and the kernels' bodies run in host loops (launch.cuh): hydra's CUDA tests are built
 // a second time that way, so every kernel body and the backend's cuBLAS argument mapping are
-// checked against hydra::cpu on machines without a GPU. It is a test instrument, not a backend:
-// the real device paths (launch configurations, shared-memory reductions, concurrency) need a GPU.
+// checked against hydra::cpu on machines without a GPU. Emulated device memory is out of the
+// host's reach except while an emulated kernel, copy or GEMM runs, so host code that dereferences
+// device memory faults there as it would misbehave on a GPU. It is a test instrument, not a
+// backend: the real device paths (launch configurations, shared-memory reductions, concurrency)
+// need a GPU.
 
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <string>
 
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "hydra/backend/cuda/status.cuh"
@@ -24,6 +30,73 @@ inline constexpr bool host_emulation = true;
 #else
 inline constexpr bool host_emulation = false;
 #endif
+
+/// Host emulation's device memory: one private mapping per allocation, PROT_NONE while host code
+/// runs and readable and writable only inside a device_work scope (an emulated kernel, copy or
+/// GEMM). A host dereference of device memory is then a SIGSEGV in the tests instead of a bug that
+/// only a GPU would show.
+class emulated_memory {
+public:
+  static void* allocate_zeroed(std::size_t bytes) {
+    const std::size_t length = round_to_pages(bytes);
+    void* p = ::mmap(nullptr, length, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);  // zero-filled
+    if (p == MAP_FAILED) throw allocation_error("hydra::cuda::buffer: " + std::to_string(bytes) + " bytes: out of memory");
+    const std::lock_guard lock(mutex());
+    mappings().emplace(p, length);
+    if (depth() > 0) ::mprotect(p, length, PROT_READ | PROT_WRITE);
+    return p;
+  }
+  static void release(void* p) noexcept {
+    const std::lock_guard lock(mutex());
+    const auto it = mappings().find(p);
+    if (it == mappings().end()) return;
+    ::munmap(it->first, it->second);
+    mappings().erase(it);
+  }
+
+  /// Opens every mapping for the lifetime of the scope (nested scopes share one opening).
+  class device_work {
+  public:
+    device_work() {
+      const std::lock_guard lock(mutex());
+      if (depth()++ == 0) protect_all(PROT_READ | PROT_WRITE);
+    }
+    ~device_work() {
+      const std::lock_guard lock(mutex());
+      if (--depth() == 0) protect_all(PROT_NONE);
+    }
+    device_work(const device_work&) = delete;
+    device_work& operator=(const device_work&) = delete;
+  };
+
+private:
+  static std::size_t round_to_pages(std::size_t bytes) {
+    const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGE_SIZE));
+    return (bytes + page - 1) / page * page;
+  }
+  static void protect_all(int protection) {
+    for (const auto& [p, length] : mappings()) ::mprotect(p, length, protection);
+  }
+  static std::map<void*, std::size_t>& mappings() {
+    static std::map<void*, std::size_t> instance;
+    return instance;
+  }
+  static int& depth() {
+    static int instance = 0;
+    return instance;
+  }
+  static std::recursive_mutex& mutex() {
+    static std::recursive_mutex instance;
+    return instance;
+  }
+};
+
+/// Under host emulation, the scope of one emulated device operation; nothing otherwise.
+struct device_work {
+#if defined(HYDRA_CUDA_EMULATE_ON_HOST)
+  emulated_memory::device_work scope;
+#endif
+};
 
 inline int device_count() noexcept {
   if constexpr (host_emulation) return 1;
@@ -57,11 +130,7 @@ inline std::size_t memory_available() {
 /// `bytes` of zeroed device memory; allocation_error when the device has too little.
 inline void* allocate_zeroed(std::size_t bytes, cudaStream_t stream) {
   void* p = nullptr;
-  if constexpr (host_emulation) {
-    p = std::calloc(bytes, 1);
-    if (p == nullptr) throw allocation_error("hydra::cuda::buffer: " + std::to_string(bytes) + " bytes: out of memory");
-    return p;
-  }
+  if constexpr (host_emulation) return emulated_memory::allocate_zeroed(bytes);
   const cudaError_t status = cudaMalloc(&p, bytes);
   if (status == cudaErrorMemoryAllocation) {
     (void)cudaGetLastError();
@@ -79,7 +148,7 @@ inline void* allocate_zeroed(std::size_t bytes, cudaStream_t stream) {
 
 inline void release(void* p) noexcept {
   if (p == nullptr) return;
-  if constexpr (host_emulation) std::free(p);
+  if constexpr (host_emulation) emulated_memory::release(p);
   else cudaFree(p);  // waits for the work on the memory (cudaFree synchronises the device)
 }
 
@@ -92,6 +161,7 @@ inline void copy(void* dst, const void* src, std::size_t bytes, cudaMemcpyKind k
                  bool then_wait) {
   if (bytes == 0) return;
   if constexpr (host_emulation) {
+    [[maybe_unused]] const device_work scope;
     std::memcpy(dst, src, bytes);
     return;
   }
@@ -104,6 +174,7 @@ inline void copy_rows(void* dst, std::size_t dst_pitch, const void* src, std::si
                       std::size_t rows, cudaStream_t stream) {
   if (width == 0 || rows == 0) return;
   if constexpr (host_emulation) {
+    [[maybe_unused]] const device_work scope;
     for (std::size_t r = 0; r < rows; ++r)
       std::memcpy(static_cast<char*>(dst) + r * dst_pitch, static_cast<const char*>(src) + r * src_pitch, width);
     return;
@@ -120,6 +191,7 @@ void gemm_strided_batched(cublasHandle_t handle, cublasOperation_t op_a, cublasO
                           T beta, T* c, int ldc, long long stride_c, int count) {
   if constexpr (host_emulation) {
     // op(A)(i, l) is A(i, l) = a[i + l·lda] as stored, or A(l, i) = a[l + i·lda] transposed.
+    [[maybe_unused]] const device_work scope;
     for (int batch = 0; batch < count; ++batch) {
       const T* A = a + batch * stride_a;
       const T* B = b + batch * stride_b;
