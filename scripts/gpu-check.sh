@@ -17,10 +17,10 @@ nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max
 cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DHYDRA_BUILD_TESTS=ON -DHYDRA_BUILD_EXAMPLES=ON \
   -DHYDRA_BUILD_BENCHMARKS=ON >"$out/configure.log"
 cmake --build "$build" --parallel "$jobs" --target test_backend_cuda test_hypergradient_cuda_pipeline \
-  hydra_attribute test_cli_hydra_attribute hydra_bench_cuda >"$out/build.log"
+  test_hypergradient_cuda_lean_checkpoint hydra_attribute test_cli_hydra_attribute hydra_bench_cuda >"$out/build.log"
 
 # 1. Device tests: a skip here means the GPU was not found, which is a failure on this machine.
-ctest --test-dir "$build" -R '^(backend_cuda|hypergradient_cuda_pipeline|cli_hydra_attribute)$' \
+ctest --test-dir "$build" -R '^(backend_cuda|hypergradient_cuda_pipeline|hypergradient_cuda_lean_checkpoint|cli_hydra_attribute)$' \
   --output-on-failure -V 2>&1 | tee "$out/tests.log"
 if grep -q '\[skipped\] no CUDA device' "$out/tests.log"; then
   echo "gpu-check: a device test says there is no CUDA device" >&2
