@@ -3,7 +3,7 @@
 # runs everything else). Builds only the CUDA targets, then:
 #   1. runs the device tests (tests/**/*.test.cu and the CLI's --device comparison) and fails if
 #      any reports itself skipped: on a GPU machine "no CUDA device" is a failure;
-#   2. runs compute-sanitizer memcheck on the two device test binaries, where it is installed;
+#   2. runs compute-sanitizer memcheck on the three device test binaries, where it is installed;
 #   3. runs the CUDA benchmarks of docs/performance.md ("GPU") into JSON files.
 # Usage: scripts/gpu-check.sh [OUTPUT_DIR]   (default build-gpu/results; benchmarks: GPU_BENCH=0 skips)
 set -euo pipefail
@@ -30,7 +30,7 @@ fi
 # 2. memcheck, where the toolkit has compute-sanitizer.
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
 if [[ -x "$sanitizer" ]]; then
-  for t in test_backend_cuda test_hypergradient_cuda_pipeline; do
+  for t in test_backend_cuda test_hypergradient_cuda_pipeline test_hypergradient_cuda_lean_checkpoint; do
     "$sanitizer" --tool memcheck --error-exitcode 1 "$build/tests/$t" 2>&1 | tail -20 | tee "$out/memcheck-$t.log"
   done
 else
