@@ -818,6 +818,54 @@ TEST_CASE("gemm dimensions beyond cuBLAS's int range are an invalid_argument") {
   CHECK_THROWS_AS(cuda::gemm(transpose::no, transpose::no, 1.0f, a, b, 0.0f, c), hydra::invalid_argument);
 }
 
+TEST_CASE_TEMPLATE("cuBLAS refuses a leading dimension below its minimum; the error names the call and status", T,
+                   float, double) {
+  if (!have_device()) return;
+  // Host emulation applies cuBLAS's documented checks, so that a mapping cuBLAS would refuse fails
+  // without a GPU too; on a GPU this asks cuBLAS itself.
+  cuda::buffer<T> storage(64);
+  const std::string call = std::is_same_v<T, float> ? "cublasSgemmStridedBatched" : "cublasDgemmStridedBatched";
+  const auto gemm = [&](cublasOperation_t op_a, cublasOperation_t op_b, int lda, int ldb, int ldc) {
+    kernels::gemm_strided_batched<T>(kernels::this_thread_context().blas(), op_a, op_b, 3, 2, 4, T(1),
+                                     storage.data(), lda, 0, storage.data(), ldb, 0, T(0), storage.data() + 32, ldc,
+                                     0, 1);
+    cuda::synchronize();
+  };
+  const auto refused = [&](auto&& run) {
+    try {
+      run();
+    } catch (const cuda_error& e) {
+      return contains(e.what(), call) && contains(e.what(), "CUBLAS_STATUS_INVALID_VALUE");
+    }
+    return false;
+  };
+  // m = 3, n = 2, k = 4: lda ≥ m (N) or k (T), ldb ≥ k (N) or n (T), ldc ≥ m.
+  CHECK_NOTHROW(gemm(CUBLAS_OP_N, CUBLAS_OP_N, 3, 4, 3));
+  CHECK_NOTHROW(gemm(CUBLAS_OP_T, CUBLAS_OP_T, 4, 2, 3));
+  CHECK(refused([&] { gemm(CUBLAS_OP_N, CUBLAS_OP_N, 2, 4, 3); }));
+  CHECK(refused([&] { gemm(CUBLAS_OP_T, CUBLAS_OP_N, 3, 4, 3); }));
+  CHECK(refused([&] { gemm(CUBLAS_OP_N, CUBLAS_OP_N, 3, 3, 3); }));
+  CHECK(refused([&] { gemm(CUBLAS_OP_N, CUBLAS_OP_T, 3, 1, 3); }));
+  CHECK(refused([&] { gemm(CUBLAS_OP_N, CUBLAS_OP_N, 3, 4, 2); }));
+}
+
+TEST_CASE("host emulation visits every index of a launch once, not in increasing order") {
+  // Runs everywhere: the order in which emulated kernels call their bodies (launch.cuh).
+  for (index n = 1; n <= 300; ++n) {
+    std::vector<int> visits(static_cast<std::size_t>(n), 0);
+    index previous = -1;
+    bool increasing = true;
+    kernels::emulated_scattered(n, [&](index i) {
+      if (i >= 0 && i < n) ++visits[static_cast<std::size_t>(i)];
+      increasing = increasing && i > previous;
+      previous = i;
+    });
+    INFO("n = " << n);
+    CHECK(std::all_of(visits.begin(), visits.end(), [](int v) { return v == 1; }));
+    if (n >= 3) CHECK_FALSE(increasing);
+  }
+}
+
 // ---- level-1 operations -----------------------------------------------------------------------
 
 TEST_CASE_TEMPLATE("axpy, scal, copy, fill on vectors and segments", T, float, double) {

@@ -2,9 +2,10 @@
 // Kernel launchers behind hydra::cuda: a grid-stride loop over [0, n) that calls a lambda per
 // index (with or without a per-thread flag), a count, and a deterministic two-pass sum. Every
 // launch is on the calling thread's stream and is checked by name. Under host emulation
-// (runtime.cuh) each is a plain host loop over the same lambda.
+// (runtime.cuh) each is a host loop over the same lambda, in a scattered order.
 
 #include <algorithm>
+#include <numeric>
 
 #include "hydra/backend/cuda/context.cuh"
 #include "hydra/backend/cuda/runtime.cuh"
@@ -19,6 +20,18 @@
 #endif
 
 namespace hydra::detail::cuda {
+
+/// Host emulation calls g(i) once for every i in [0, n), in a scattered order (a stride coprime
+/// with n, about 0.62·n, wrapping) rather than 0, 1, 2, …: a GPU runs a launch's threads in no
+/// fixed order, so a kernel in which one index reads what another writes should fail the emulated
+/// tests, not pass them by the luck of a forward loop.
+template <class G>
+void emulated_scattered(index n, G g) {
+  if (n <= 0) return;
+  index stride = (n / 2 + n / 8 + 1) % n;
+  while (std::gcd(stride, n) != 1) stride = (stride + 1) % n;
+  for (index k = 0, i = 0; k < n; ++k, i = (i + stride) % n) g(i);
+}
 
 inline constexpr int threads_per_block = 256;
 inline constexpr index max_blocks = index{1} << 16;  // grid-stride beyond: enough to fill any current GPU
@@ -40,7 +53,7 @@ void for_each_index(index n, F f, const char* name) {
   if (n <= 0) return;
   if constexpr (host_emulation) {
     [[maybe_unused]] const device_work scope;
-    for (index i = 0; i < n; ++i) f(i);
+    emulated_scattered(n, f);
     return;
   }
   for_each_index_kernel<<<blocks_for(n), threads_per_block, 0, this_thread_context().stream()>>>(n, f);
@@ -67,8 +80,7 @@ void for_each_element(index rows, index cols, F f, const char* name) {
   if (rows <= 0 || cols <= 0) return;
   if constexpr (host_emulation) {
     [[maybe_unused]] const device_work scope;
-    for (index r = 0; r < rows; ++r)
-      for (index j = 0; j < cols; ++j) f(r, j);
+    emulated_scattered(rows, [&](index r) { emulated_scattered(cols, [&](index j) { f(r, j); }); });
     return;
   }
   for_each_element_kernel<<<grid_for(rows, cols), threads_per_block, 0, this_thread_context().stream()>>>(rows, cols,
@@ -93,8 +105,7 @@ bool any_element(index rows, index cols, F f, const char* name) {
   if constexpr (host_emulation) {
     [[maybe_unused]] const device_work scope;
     bool raised = false;
-    for (index r = 0; r < rows; ++r)
-      for (index j = 0; j < cols; ++j) raised |= f(r, j);
+    emulated_scattered(rows, [&](index r) { emulated_scattered(cols, [&](index j) { raised |= f(r, j); }); });
     return raised;
   }
   auto& ctx = this_thread_context();
@@ -120,7 +131,7 @@ bool any_index(index n, F f, const char* name) {
   if constexpr (host_emulation) {
     [[maybe_unused]] const device_work scope;
     bool raised = false;
-    for (index i = 0; i < n; ++i) raised |= f(i);
+    emulated_scattered(n, [&](index i) { raised |= f(i); });
     return raised;
   }
   auto& ctx = this_thread_context();
@@ -145,7 +156,7 @@ index count_if(index n, F f, const char* name) {
   if constexpr (host_emulation) {
     [[maybe_unused]] const device_work scope;
     index count = 0;
-    for (index i = 0; i < n; ++i) count += f(i) ? 1 : 0;
+    emulated_scattered(n, [&](index i) { count += f(i) ? 1 : 0; });
     return count;
   }
   auto& ctx = this_thread_context();
@@ -192,7 +203,7 @@ template <class T, class F>
 T sum_of(index n, F f, T* scratch, const char* name) {
   if constexpr (host_emulation) {
     [[maybe_unused]] const device_work scope;
-    T sum = T(0);
+    T sum = T(0);  // f is pure here: the order changes only the rounding, so keep cpu's
     for (index i = 0; i < n; ++i) sum += f(i);
     return sum;
   }

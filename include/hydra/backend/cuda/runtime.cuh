@@ -1,8 +1,9 @@
 #pragma once
 // The few CUDA runtime and cuBLAS services hydra::cuda uses (memory, copies, waits, strided-batched
 // GEMM, device queries), each behind one function. Compiled with HYDRA_CUDA_EMULATE_ON_HOST, the
-// same functions run on the host instead (mappings, memcpy, a plain loop with cuBLAS's column-major
-// semantics) and the kernels' bodies run in host loops (launch.cuh): hydra's CUDA tests are built
+// same functions run on the host instead (mappings, memcpy, a plain loop with cuBLAS's argument
+// checks and column-major semantics) and the kernels' bodies run in host loops in a scattered
+// order (launch.cuh): hydra's CUDA tests are built
 // a second time that way, so every kernel body and the backend's cuBLAS argument mapping are
 // checked against hydra::cpu on machines without a GPU. Emulated device memory is out of the
 // host's reach except while an emulated kernel, copy or GEMM runs, so host code that dereferences
@@ -10,12 +11,14 @@
 // backend: the real device paths (launch configurations, shared-memory reductions, concurrency)
 // need a GPU.
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdlib>
 #include <cstring>
 #include <map>
 #include <mutex>
 #include <string>
+#include <type_traits>
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -189,7 +192,14 @@ template <class T>
 void gemm_strided_batched(cublasHandle_t handle, cublasOperation_t op_a, cublasOperation_t op_b, int m, int n, int k,
                           T alpha, const T* a, int lda, long long stride_a, const T* b, int ldb, long long stride_b,
                           T beta, T* c, int ldc, long long stride_c, int count) {
+  constexpr const char* call = std::is_same_v<T, float> ? "cublasSgemmStridedBatched" : "cublasDgemmStridedBatched";
   if constexpr (host_emulation) {
+    // cuBLAS's own argument checks first, so that a mapping cuBLAS would refuse fails here too.
+    const bool op_a_n = op_a == CUBLAS_OP_N, op_b_n = op_b == CUBLAS_OP_N;
+    const bool valid = m >= 0 && n >= 0 && k >= 0 && count >= 0 && (op_a_n || op_a == CUBLAS_OP_T) &&
+                       (op_b_n || op_b == CUBLAS_OP_T) && lda >= std::max(1, op_a_n ? m : k) &&
+                       ldb >= std::max(1, op_b_n ? k : n) && ldc >= std::max(1, m);
+    check(valid ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_INVALID_VALUE, call);
     // op(A)(i, l) is A(i, l) = a[i + l·lda] as stored, or A(l, i) = a[l + i·lda] transposed.
     [[maybe_unused]] const device_work scope;
     for (int batch = 0; batch < count; ++batch) {
@@ -213,11 +223,11 @@ void gemm_strided_batched(cublasHandle_t handle, cublasOperation_t op_a, cublasO
   if constexpr (std::is_same_v<T, float>) {
     check(cublasSgemmStridedBatched(handle, op_a, op_b, m, n, k, &alpha, a, lda, stride_a, b, ldb, stride_b, &beta, c,
                                     ldc, stride_c, count),
-          "cublasSgemmStridedBatched");
+          call);
   } else {
     check(cublasDgemmStridedBatched(handle, op_a, op_b, m, n, k, &alpha, a, lda, stride_a, b, ldb, stride_b, &beta, c,
                                     ldc, stride_c, count),
-          "cublasDgemmStridedBatched");
+          call);
   }
 }
 
