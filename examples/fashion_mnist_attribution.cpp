@@ -2,6 +2,11 @@
 // optimizer settings while tracking a few hundred training samples with HYDRA (Hessian-free by
 // default), then show, for a handful of test images, the most helpful and most harmful tracked
 // training samples with their labels. A few minutes on 2 cores by default; flags for larger runs.
+// --device cuda runs the same code on the GPU (hydra::cuda): built from
+// fashion_mnist_attribution.cu, which defines HYDRA_EXAMPLE_WITH_CUDA and includes this file, as
+// the target fashion_mnist_attribution_cuda where CMake finds the CUDA toolkit. The data are read
+// on the host; the model, optimiser, tracker and contributions live on the chosen device, and only
+// the contributions come back to the host to be ranked.
 
 #include <chrono>
 #include <cstdio>
@@ -15,6 +20,9 @@
 #include <fmt/ranges.h>
 
 #include <hydra/hydra.hpp>
+#ifdef HYDRA_EXAMPLE_WITH_CUDA
+#include <hydra/backend/cuda.cuh>
+#endif
 
 namespace hydra::example {
 
@@ -23,6 +31,8 @@ constexpr const char* class_names[] = {"T-shirt/top", "Trouser", "Pullover", "Dr
 
 struct options {
   std::string data_dir = "/usr/share/datasets/fashion-mnist";
+  std::string device = "cpu";
+  index train_size = 50000;
   index epochs = 3;
   index batch_size = 64;
   double learning_rate = 0.01;
@@ -51,24 +61,28 @@ std::vector<index> choose_tracked(index n, index count, std::uint64_t seed) {
 template <class Policy, class Model>
 int run(const options& opt, Model model, const std::string& description) {
   using T = typename Model::scalar_type;
+  using B = typename Model::backend_type;
   const std::filesystem::path dir(opt.data_dir);
   const auto t0 = std::chrono::steady_clock::now();
   const auto all_train = load_idx_dataset<T>(dir / "train-images-idx3-ubyte.gz", dir / "train-labels-idx1-ubyte.gz");
   const auto test = load_idx_dataset<T>(dir / "t10k-images-idx3-ubyte.gz", dir / "t10k-labels-idx1-ubyte.gz");
-  const auto train = split(all_train, 0, 50000);  // the paper's split: 50,000 train / 10,000 validation
+  // The paper's split: 50,000 train (or the first --train-size of them) / 10,000 validation.
+  const auto train = split(all_train, 0, opt.train_size);
   const auto validation = split(all_train, 50000, 10000);
-  if (opt.track < 0 || opt.track > train.size()) throw invalid_argument("--track must be in [0, 50000]");
+  if (opt.track < 0 || opt.track > train.size())
+    throw invalid_argument("--track must be in [0, " + std::to_string(train.size()) + "]");
 
-  SoftmaxCrossEntropy<T> loss;
-  SGD<T> optimizer(model.parameter_count(), {.momentum = opt.momentum, .weight_decay = opt.weight_decay});
+  SoftmaxCrossEntropy<T, B> loss;
+  SGD<T, B> optimizer(model.parameter_count(), {.momentum = opt.momentum, .weight_decay = opt.weight_decay});
   plateau_schedule schedule(opt.learning_rate, 0.5);
   trainer fit(model, loss, optimizer, schedule);
-  vector<T, cpu> w(model.parameter_count());
+  vector<T, B> w(model.parameter_count());
   model.initialize(w.view(), opt.seed);
   const auto tracked = choose_tracked(train.size(), opt.track, opt.seed);
-  hypergradient_tracker<Model, SoftmaxCrossEntropy<T>, Policy> tracker(model, loss, optimizer, tracked, train.size());
-  fmt::print("Fashion-MNIST: {} train / {} validation / {} test. {}, {} parameters.\n", train.size(),
-             validation.size(), test.size(), description, model.parameter_count());
+  hypergradient_tracker<Model, SoftmaxCrossEntropy<T, B>, Policy> tracker(model, loss, optimizer, tracked,
+                                                                         train.size());
+  fmt::print("Fashion-MNIST: {} train / {} validation / {} test. {}, {} parameters, on {}.\n", train.size(),
+             validation.size(), test.size(), description, model.parameter_count(), B::name);
   fmt::print("SGD lr {} (halved on plateaus), momentum {}, weight decay {}, batch {}, {} epochs; "
              "tracking {} training samples ({}).\n",
              opt.learning_rate, opt.momentum, opt.weight_decay, opt.batch_size, opt.epochs, tracked.size(), Policy::name);
@@ -91,7 +105,10 @@ int run(const options& opt, Model model, const std::string& description) {
   std::vector<index> first(static_cast<std::size_t>(shown));
   for (index j = 0; j < shown; ++j) first[static_cast<std::size_t>(j)] = j;
   const auto images = subset(test, first);
-  const auto C = test_contributions(model, loss, std::as_const(w).view(), images, tracker.hypergradients(), train.size());
+  const auto C_device = test_contributions(model, loss, std::as_const(w).view(), images, tracker.hypergradients(),
+                                           train.size());
+  const std::vector<T> C_values = C_device.to_host();  // ranked on the host, whatever the device
+  const matrix_view<const T> C(C_values.data(), C_device.rows(), C_device.cols());
   index same_label_helpful = 0, same_label_harmful = 0;
   for (index j = 0; j < shown; ++j) {
     fmt::print("test image {} ({}):\n", j, class_names[images.label(j)]);
@@ -103,8 +120,8 @@ int run(const options& opt, Model model, const std::string& description) {
       }
       fmt::print("\n");
     };
-    show("most helpful", most_helpful<T>(tracked, C.view(), j, opt.top), same_label_helpful);
-    show("most harmful", most_harmful<T>(tracked, C.view(), j, opt.top), same_label_harmful);
+    show("most helpful", most_helpful<T>(tracked, C, j, opt.top), same_label_helpful);
+    show("most harmful", most_harmful<T>(tracked, C, j, opt.top), same_label_harmful);
   }
   const double total = static_cast<double>(shown * opt.top);
   fmt::print("\nshare of the listed samples with the test image's label: helpful {:.0f}%, harmful {:.0f}% "
@@ -120,6 +137,12 @@ int main(int argc, char** argv) {
   hydra::example::options opt;
   CLI::App app{"HYDRA on Fashion-MNIST: train an MLP or LeNet-5 while tracking training samples, then explain test predictions"};
   app.add_option("--data-dir", opt.data_dir, "folder with the four Fashion-MNIST .gz IDX files")->capture_default_str();
+  app.add_option("--device", opt.device, "cpu or cuda (the GPU; fashion_mnist_attribution_cuda only)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+  app.add_option("--train-size", opt.train_size, "train on the first N of the 50,000 training samples")
+      ->capture_default_str()
+      ->check(CLI::Range(hydra::index{1}, hydra::index{50000}));
   app.add_option("--epochs", opt.epochs, "training epochs")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--batch-size", opt.batch_size, "mini-batch size")->capture_default_str()->check(CLI::PositiveNumber);
   app.add_option("--lr", opt.learning_rate, "initial learning rate")->capture_default_str();
@@ -141,9 +164,22 @@ int main(int argc, char** argv) {
       return opt.method == "exact" ? example::run<Exact>(opt, std::move(model), description)
                                    : example::run<HessianFree>(opt, std::move(model), description);
     };
-    if (opt.model == "lenet5") return with_model(LeNet5<float>(), "LeNet-5");
-    return with_model(Mlp<float>(784, opt.hidden, 10),
-                      fmt::format("MLP 784 → {} → 10", fmt::join(opt.hidden, " → ")));
+    auto on_backend = [&]<class B>() {
+      if (opt.model == "lenet5") return with_model(LeNet5<float, B>(), "LeNet-5");
+      return with_model(Mlp<float, B>(784, opt.hidden, 10),
+                        fmt::format("MLP 784 → {} → 10", fmt::join(opt.hidden, " → ")));
+    };
+    if (opt.device == "cuda") {
+#ifdef HYDRA_EXAMPLE_WITH_CUDA
+      if (cuda::device_count() == 0)
+        throw invalid_argument("--device cuda: no CUDA device is usable (" + cuda::no_device_reason() + ")");
+      return on_backend.template operator()<cuda>();
+#else
+      throw invalid_argument("--device cuda: this build has no CUDA backend; run fashion_mnist_attribution_cuda, "
+                             "built where CMake finds the CUDA toolkit");
+#endif
+    }
+    return on_backend.template operator()<cpu>();
   } catch (const hydra::error& e) {
     std::fprintf(stderr, "fashion_mnist_attribution: error: %s\n", e.what());
     return 1;

@@ -32,11 +32,6 @@
 #include <vector>
 
 #include <CLI/CLI.hpp>
-#if defined(__NVCC__) && !defined(FMT_USE_CONSTEXPR)
-// fmt 9 turns constexpr off under nvcc, which breaks its own C++20 path (a constexpr function then
-// calls a non-constexpr one); nvcc 12 and later compile fmt's constexpr code as it is.
-#define FMT_USE_CONSTEXPR 1
-#endif
 #include <fmt/core.h>
 
 #include <hydra/attribution/contributions.hpp>
