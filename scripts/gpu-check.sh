@@ -1,49 +1,148 @@
 #!/usr/bin/env bash
 # The GPU half of hydra's checks, for a machine with an NVIDIA GPU (CI has none; scripts/test.sh
-# runs everything else). Builds only the CUDA targets, then:
-#   1. runs the device tests (tests/**/*.test.cu and the CLI's --device comparison) and fails if
-#      any reports itself skipped: on a GPU machine "no CUDA device" is a failure;
-#   2. runs compute-sanitizer memcheck on the three device test binaries, where it is installed;
-#   3. runs the CUDA benchmarks of docs/performance.md ("GPU") into JSON files.
-# Usage: scripts/gpu-check.sh [OUTPUT_DIR]   (default build-gpu/results; benchmarks: GPU_BENCH=0 skips)
-set -euo pipefail
-cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# runs everything else):
+#   1. the device tests (tests/**/*.test.cu and the CLI's --device comparison) must pass, and none
+#      may report itself skipped: on a GPU machine "no CUDA device" is a failure;
+#   2. compute-sanitizer memcheck on the three device test binaries, where it is installed;
+#   3. the CUDA benchmarks of docs/performance.md ("GPU") into JSON files;
+#   4. the main job on the GPU (fashion_mnist_attribution_cuda --device cuda, its default run on the
+#      real Fashion-MNIST), where the data are.
+# Every step runs even when an earlier one failed, each under a time limit, and the last lines
+# printed are a table of the steps; logs and JSON go to OUTPUT_DIR. Exit status 1 if any failed.
+# Usage:
+#   scripts/gpu-check.sh [OUTPUT_DIR]               builds the CUDA targets in build-gpu first
+#                                                   (needs hydra's Debian dependencies)
+#   scripts/gpu-check.sh --bundle DIR [OUTPUT_DIR]  runs what scripts/gpu-bundle.sh packed in DIR
+#                                                   (for a GPU machine with only the CUDA toolkit)
+# OUTPUT_DIR defaults to build-gpu/results. GPU_STEPS chooses the steps (default "tests memcheck
+# bench example"), so that a time-limited machine can take them in separate calls.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
+
+bundle=""
+if [[ "${1:-}" == --bundle ]]; then
+  bundle=$(cd "${2:?--bundle needs a folder}" && pwd) || exit 1
+  shift 2
+fi
 out=${1:-build-gpu/results}
-build=build-gpu
-jobs=$(nproc)
-mkdir -p "$out"
+mkdir -p "$out" && out=$(cd "$out" && pwd) || exit 1
+tests=(test_backend_cuda test_hypergradient_cuda_pipeline test_hypergradient_cuda_lean_checkpoint)
+steps=" ${GPU_STEPS:-tests memcheck bench example} "
+summary=()
+failed=0
+want() { [[ $steps == *" $1 "* ]]; }
+note() {  # note STEP RESULT
+  summary+=("$(printf '%-44s %s' "$1" "$2")")
+  [[ $2 == ok* || $2 == "not run"* ]] || failed=1
+}
 
-nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv | tee "$out/gpu.csv"
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=Release -DHYDRA_BUILD_TESTS=ON -DHYDRA_BUILD_EXAMPLES=ON \
-  -DHYDRA_BUILD_BENCHMARKS=ON >"$out/configure.log"
-cmake --build "$build" --parallel "$jobs" --target test_backend_cuda test_hypergradient_cuda_pipeline \
-  test_hypergradient_cuda_lean_checkpoint hydra_attribute test_cli_hydra_attribute hydra_bench_cuda >"$out/build.log"
+nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv 2>&1 |
+  tee "$out/gpu.csv"
 
-# 1. Device tests: a skip here means the GPU was not found, which is a failure on this machine.
-ctest --test-dir "$build" -R '^(backend_cuda|hypergradient_cuda_pipeline|hypergradient_cuda_lean_checkpoint|cli_hydra_attribute)$' \
-  --output-on-failure -V 2>&1 | tee "$out/tests.log"
-if grep -q '\[skipped\] no CUDA device' "$out/tests.log"; then
-  echo "gpu-check: a device test says there is no CUDA device" >&2
-  exit 1
+if [[ -n $bundle ]]; then
+  bin=$bundle/bin test_dir=$bundle/bin cli_dir=$bundle/bin bench_dir=$bundle/bin example_dir=$bundle/bin
+  data=$bundle/data
+  export LD_LIBRARY_PATH=$bundle/lib:/usr/local/cuda/lib64:/usr/local/cuda/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}
+  export HYDRA_ATTRIBUTE=$bundle/bin/hydra-attribute HYDRA_FASHION_MNIST_DIR=$bundle/data
+  # A toolkit library that is elsewhere on this machine (another CUDA folder, a Python wheel).
+  for lib in $(ldd "$bin/test_backend_cuda" "$bin/hydra_bench_cuda" | awk '/not found/ { print $1 }' | sort -u); do
+    found=$(find /usr/local /opt /usr/lib -name "$lib" 2>/dev/null | head -1)
+    if [[ -n $found ]]; then
+      LD_LIBRARY_PATH=$(dirname "$found"):$LD_LIBRARY_PATH
+    else
+      echo "gpu-check: $lib not found on this machine" >&2
+    fi
+  done
+else
+  build="build-gpu"
+  if cmake -S . -B $build -DCMAKE_BUILD_TYPE=Release -DHYDRA_BUILD_TESTS=ON -DHYDRA_BUILD_EXAMPLES=ON \
+       -DHYDRA_BUILD_BENCHMARKS=ON >"$out/configure.log" 2>&1 &&
+     cmake --build $build --parallel "$(nproc)" --target "${tests[@]}" hydra_attribute test_cli_hydra_attribute \
+       hydra_bench_cuda fashion_mnist_attribution_cuda >"$out/build.log" 2>&1; then
+    note build ok
+  else
+    note build "FAILED (see build.log)"
+  fi
+  test_dir=$build/tests cli_dir=$build/examples bench_dir=$build/benchmarks example_dir=$build/examples
+  data=/usr/share/datasets/fashion-mnist
+fi
+
+# 1. Device tests: a skip means the GPU was not found, which is a failure on this machine.
+run_test() {  # run_test NAME BINARY SECONDS
+  local log=$out/test-$1.log
+  timeout "$3" "$2" >"$log" 2>&1
+  local status=$?
+  local counts
+  counts=$(grep -E '^\[doctest\] (test cases|assertions)' "$log" | tr -s ' ' | tr '\n' ' ')
+  if grep -q '\[skipped\]' "$log"; then
+    note "test $1" "FAILED: reports no CUDA device"
+  elif ((status == 124)); then
+    note "test $1" "FAILED: over ${3}s"
+  elif ((status != 0)); then
+    note "test $1" "FAILED (exit $status): $counts"
+  else
+    note "test $1" "ok: $counts"
+  fi
+}
+if want tests; then
+  for t in "${tests[@]}"; do run_test "$t" "$test_dir/$t" 300; done
+  run_test test_cli_hydra_attribute "$cli_dir/test_cli_hydra_attribute" 300
 fi
 
 # 2. memcheck, where the toolkit has compute-sanitizer.
 sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-if [[ -x "$sanitizer" ]]; then
-  for t in test_backend_cuda test_hypergradient_cuda_pipeline test_hypergradient_cuda_lean_checkpoint; do
-    "$sanitizer" --tool memcheck --error-exitcode 1 "$build/tests/$t" 2>&1 | tail -20 | tee "$out/memcheck-$t.log"
-  done
-else
-  echo "gpu-check: compute-sanitizer not found; memcheck not run" | tee "$out/memcheck.log"
-fi
+want memcheck && for t in "${tests[@]}"; do
+  if [[ ! -x $sanitizer ]]; then
+    note "memcheck $t" "not run: no compute-sanitizer"
+    continue
+  fi
+  timeout 400 "$sanitizer" --tool memcheck --error-exitcode 1 "$test_dir/$t" >"$out/memcheck-$t.log" 2>&1
+  status=$?
+  result=$(grep -E '^========= (ERROR SUMMARY|LEAK SUMMARY)' "$out/memcheck-$t.log" | tr '\n' ' ')
+  case $status in
+    0) note "memcheck $t" "ok: $result" ;;
+    124) note "memcheck $t" "FAILED: over 400s" ;;
+    *) note "memcheck $t" "FAILED (exit $status): $result" ;;
+  esac
+done
 
 # 3. Benchmarks (docs/performance.md, "GPU").
-if [[ "${GPU_BENCH:-1}" == 1 ]]; then
-  bench="$build/benchmarks/hydra_bench_cuda"
-  "$bench" --benchmark_filter='BM_Cuda(Update|Transfer|Copy)' --benchmark_repetitions=3 \
-    --benchmark_report_aggregates_only=true --benchmark_out="$out/recurrence.json"
-  "$bench" --benchmark_filter='Hvp|Sgemm' --benchmark_repetitions=3 --benchmark_report_aggregates_only=true \
-    --benchmark_out="$out/hvp.json"
-  "$bench" --benchmark_filter='LeNetEpoch' --benchmark_out="$out/epoch.json"
+bench() {  # bench NAME FILTER SECONDS [ARGS...]
+  local name=$1 filter=$2 seconds=$3
+  shift 3
+  timeout "$seconds" "$bench_dir/hydra_bench_cuda" --benchmark_filter="$filter" --benchmark_out="$out/$name.json" \
+    "$@" >"$out/bench-$name.log" 2>&1
+  local status=$?
+  local errors
+  errors=$(grep -c 'ERROR OCCURRED' "$out/bench-$name.log")
+  ((status == 0 && errors > 0)) && status=1
+  case $status in
+    0) note "benchmark $name" "ok: $name.json" ;;
+    124) note "benchmark $name" "FAILED: over ${seconds}s" ;;
+    *) note "benchmark $name" "FAILED (exit $status, $errors benchmarks with errors): $(grep -m1 -o "ERROR OCCURRED.*" "$out/bench-$name.log")" ;;
+  esac
+}
+if want bench; then
+  bench recurrence 'BM_Cuda(Update|Transfer|Copy)' 300 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+  bench hvp 'Hvp|Sgemm' 300 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+  bench epoch 'LeNetEpoch' 400
 fi
-echo "gpu-check: done; results in $out"
+
+# 4. The main job on the GPU.
+if want example; then
+  if [[ -f $data/t10k-labels-idx1-ubyte.gz ]]; then
+    timeout 300 "$example_dir/fashion_mnist_attribution_cuda" --device cuda --data-dir "$data" >"$out/example.log" 2>&1
+    status=$?
+    case $status in
+      0) note "main job on cuda" "ok: $(grep -E '^(test accuracy|total)' "$out/example.log" | tr '\n' ' ')" ;;
+      124) note "main job on cuda" "FAILED: over 300s" ;;
+      *) note "main job on cuda" "FAILED (exit $status): $(tail -1 "$out/example.log")" ;;
+    esac
+  else
+    note "main job on cuda" "not run: no Fashion-MNIST in $data"
+  fi
+fi
+
+printf '%s\n' "" "${summary[@]}" | tee "$out/summary.txt"
+echo "gpu-check: results in $out"
+exit $failed

@@ -22,11 +22,13 @@
 // benchmark's own time column, in seconds); s/60k = s/epoch scaled to 60 000 samples (equal to
 // s/epoch when N = 60 000). The label names the data: the real training file when
 // /usr/share/datasets/fashion-mnist/train-{images-idx3,labels-idx1}-ubyte.gz exist (Debian's
-// dataset-fashion-mnist, read with hydra's IDX reader), otherwise deterministic synthetic data of
+// dataset-fashion-mnist, read with hydra's IDX reader; $HYDRA_FASHION_MNIST_DIR names another
+// folder), otherwise deterministic synthetic data of
 // the same shape (60 000 × 1 × 28 × 28 pixels in [0, 1), 10 classes).
 
 #include <benchmark/benchmark.h>
 
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -62,7 +64,13 @@ constexpr index kFullEpoch = 60000;
 constexpr index kClasses = 10;
 constexpr double kLearningRate = 0.01;
 constexpr std::uint64_t kSeed = 1;
-const std::filesystem::path kDataDir = "/usr/share/datasets/fashion-mnist";
+
+/// Debian's dataset-fashion-mnist, or $HYDRA_FASHION_MNIST_DIR where the files were carried
+/// elsewhere (scripts/gpu-bundle.sh).
+std::filesystem::path data_dir() {
+  const char* moved = std::getenv("HYDRA_FASHION_MNIST_DIR");
+  return moved != nullptr && *moved != '\0' ? moved : "/usr/share/datasets/fashion-mnist";
+}
 
 struct training_data {
   hydra::dataset<T> all;
@@ -72,16 +80,17 @@ struct training_data {
 /// The 60 000 training samples, loaded (or generated) once per process.
 const training_data& data() {
   static const training_data d = [] {
-    const auto images = kDataDir / "train-images-idx3-ubyte.gz", labels = kDataDir / "train-labels-idx1-ubyte.gz";
+    const auto dir = data_dir();
+    const auto images = dir / "train-images-idx3-ubyte.gz", labels = dir / "train-labels-idx1-ubyte.gz";
     if (std::filesystem::exists(images) && std::filesystem::exists(labels))
       return training_data{hydra::load_idx_dataset<T>(images, labels, T(1) / T(255), kClasses),
-                           "Fashion-MNIST (" + kDataDir.string() + ")"};
+                           "Fashion-MNIST (" + dir.string() + ")"};
     std::vector<T> x(static_cast<std::size_t>(kFullEpoch * 28 * 28));
     hydra::bench::fill_pixels(hydra::vector_view<T>{x.data(), static_cast<index>(x.size())}, 2);
     std::vector<hydra::label_type> y(static_cast<std::size_t>(kFullEpoch));
     for (index i = 0; i < kFullEpoch; ++i) y[static_cast<std::size_t>(i)] = static_cast<hydra::label_type>((i * 7) % kClasses);
     return training_data{hydra::dataset<T>({1, 28, 28}, std::move(x), std::move(y), kClasses),
-                         "synthetic (no " + kDataDir.string() + ")"};
+                         "synthetic (no " + dir.string() + ")"};
   }();
   return d;
 }

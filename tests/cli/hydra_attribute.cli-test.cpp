@@ -49,10 +49,16 @@ std::string text_of(const fs::path& file) {
   return text.str();
 }
 
+/// The binary under test: the build's own, or $HYDRA_ATTRIBUTE where the test binary was moved to
+/// another machine with it (scripts/gpu-bundle.sh).
+std::string attribute_binary() {
+  const char* moved = std::getenv("HYDRA_ATTRIBUTE");
+  return moved != nullptr && *moved != '\0' ? moved : HYDRA_ATTRIBUTE_PATH;
+}
+
 run_result run_tool(const fs::path& dir, const std::string& args) {
   const auto err = dir / "stderr.txt", out = dir / "stdout.txt";
-  const std::string command =
-      std::string(HYDRA_ATTRIBUTE_PATH) + " " + args + " > " + out.string() + " 2> " + err.string();
+  const std::string command = attribute_binary() + " " + args + " > " + out.string() + " 2> " + err.string();
   const int raw = std::system(command.c_str());
   return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, text_of(err), text_of(out)};
 }
@@ -370,7 +376,7 @@ TEST_CASE("hydra-attribute killed mid-run (SIGKILL) and resumed writes the same 
   // The interrupted run: started, killed with SIGKILL once a checkpoint exists.
   const auto checkpoint = f.dir / "ck";
   // Spawned directly (no shell in between), so that the signal reaches hydra-attribute itself.
-  std::vector<std::string> words{HYDRA_ATTRIBUTE_PATH};
+  std::vector<std::string> words{attribute_binary()};
   std::istringstream split(args + " --checkpoint " + checkpoint.string() + " --checkpoint-every 20 --out " +
                            f.path("killed"));
   for (std::string word; split >> word;) words.push_back(word);
