@@ -3,10 +3,11 @@
 # runs everything else):
 #   1. the device tests (tests/**/*.test.cu and the CLI's --device comparison) must pass, and none
 #      may report itself skipped: on a GPU machine "no CUDA device" is a failure;
-#   2. compute-sanitizer memcheck on the three device test binaries, where it is installed;
-#   3. the CUDA benchmarks of docs/performance.md ("GPU") into JSON files;
-#   4. the main job on the GPU (fashion_mnist_attribution_cuda --device cuda, its default run on the
-#      real Fashion-MNIST), where the data are.
+#   2. the CUDA benchmarks of docs/performance.md ("GPU") into JSON files;
+#   3. the main job on the GPU (fashion_mnist_attribution_cuda --device cuda, its default run on the
+#      real Fashion-MNIST), where the data are;
+#   4. compute-sanitizer memcheck on the three device test binaries, where it is installed (last:
+#      it is the slowest, and a call cut short should lose the least).
 # Every step runs even when an earlier one failed, each under a time limit, and the last lines
 # printed are a table of the steps; logs and JSON go to OUTPUT_DIR. Exit status 1 if any failed.
 # Usage:
@@ -85,28 +86,11 @@ run_test() {  # run_test NAME BINARY SECONDS
   fi
 }
 if want tests; then
-  for t in "${tests[@]}"; do run_test "$t" "$test_dir/$t" 300; done
-  run_test test_cli_hydra_attribute "$cli_dir/test_cli_hydra_attribute" 300
+  for t in "${tests[@]}"; do run_test "$t" "$test_dir/$t" 120; done
+  run_test test_cli_hydra_attribute "$cli_dir/test_cli_hydra_attribute" 120
 fi
 
-# 2. memcheck, where the toolkit has compute-sanitizer.
-sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
-want memcheck && for t in "${tests[@]}"; do
-  if [[ ! -x $sanitizer ]]; then
-    note "memcheck $t" "not run: no compute-sanitizer"
-    continue
-  fi
-  timeout 400 "$sanitizer" --tool memcheck --error-exitcode 1 "$test_dir/$t" >"$out/memcheck-$t.log" 2>&1
-  status=$?
-  result=$(grep -E '^========= (ERROR SUMMARY|LEAK SUMMARY)' "$out/memcheck-$t.log" | tr '\n' ' ')
-  case $status in
-    0) note "memcheck $t" "ok: $result" ;;
-    124) note "memcheck $t" "FAILED: over 400s" ;;
-    *) note "memcheck $t" "FAILED (exit $status): $result" ;;
-  esac
-done
-
-# 3. Benchmarks (docs/performance.md, "GPU").
+# 2. Benchmarks (docs/performance.md, "GPU").
 bench() {  # bench NAME FILTER SECONDS [ARGS...]
   local name=$1 filter=$2 seconds=$3
   shift 3
@@ -123,12 +107,12 @@ bench() {  # bench NAME FILTER SECONDS [ARGS...]
   esac
 }
 if want bench; then
-  bench recurrence 'BM_Cuda(Update|Transfer|Copy)' 300 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
-  bench hvp 'Hvp|Sgemm' 300 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
-  bench epoch 'LeNetEpoch' 400
+  bench recurrence 'BM_Cuda(Update|Transfer|Copy)' 240 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+  bench hvp 'Hvp|Sgemm' 180 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+  bench epoch 'LeNetEpoch' 300
 fi
 
-# 4. The main job on the GPU.
+# 3. The main job on the GPU.
 if want example; then
   if [[ -f $data/t10k-labels-idx1-ubyte.gz ]]; then
     timeout 300 "$example_dir/fashion_mnist_attribution_cuda" --device cuda --data-dir "$data" >"$out/example.log" 2>&1
@@ -142,6 +126,23 @@ if want example; then
     note "main job on cuda" "not run: no Fashion-MNIST in $data"
   fi
 fi
+
+# 4. memcheck, where the toolkit has compute-sanitizer: last, because it is the slowest.
+sanitizer=$(command -v compute-sanitizer || echo /usr/local/cuda/bin/compute-sanitizer)
+want memcheck && for t in "${tests[@]}"; do
+  if [[ ! -x $sanitizer ]]; then
+    note "memcheck $t" "not run: no compute-sanitizer"
+    continue
+  fi
+  timeout 150 "$sanitizer" --tool memcheck --error-exitcode 1 "$test_dir/$t" >"$out/memcheck-$t.log" 2>&1
+  status=$?
+  result=$(grep -E '^========= (ERROR SUMMARY|LEAK SUMMARY)' "$out/memcheck-$t.log" | tr '\n' ' ')
+  case $status in
+    0) note "memcheck $t" "ok: $result" ;;
+    124) note "memcheck $t" "FAILED: over 150s (see the log for what it found so far)" ;;
+    *) note "memcheck $t" "FAILED (exit $status): $result" ;;
+  esac
+done
 
 printf '%s\n' "" "${summary[@]}" | tee "$out/summary.txt"
 echo "gpu-check: results in $out"
