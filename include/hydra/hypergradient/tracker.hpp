@@ -140,11 +140,9 @@ public:
     ledger_ = transfer_ledger(n);
     source_rows_host_.assign(static_cast<std::size_t>(n), -1);
     weights_host_.assign(static_cast<std::size_t>(n), T(0));
-    if (!lazy_) {
+    if (!lazy_) {  // filled before each read (eager_step)
       source_rows_ = typename B::template buffer<index>(n);
       weights_ = typename B::template buffer<T>(n);
-      B::copy_from_host(source_rows_host_.data(), n, source_rows_.data());
-      B::copy_from_host(weights_host_.data(), n, weights_.data());
     }
   }
 
@@ -365,7 +363,10 @@ private:
   void eager_step(const step_context<T, B>& ctx) {
     const index n = tracked_count();
     const bool sources = mark_batch(ctx.batch);
-    if (sources) upload_marks();
+    if (sources) {  // the whole arrays in two copies: on a device, far cheaper than two per marked row
+      B::copy_from_host(source_rows_host_.data(), n, source_rows_.data());
+      B::copy_from_host(weights_host_.data(), n, weights_.data());
+    }
     const auto source_matrix = sources ? gradient_sources(ctx) : matrix_view<const T>{};
     const index* rows = sources ? source_rows_.data() : nullptr;
     const T* weights = sources ? weights_.data() : nullptr;
@@ -387,7 +388,7 @@ private:
     } else {
       finite = B::hypergradient_update(p_, lambda_, eta, matrix_view<const T>{}, rows, weights, source_matrix, dv, grad);
     }
-    unmark_batch(true);
+    unmark_batch();
     if (!finite && options_.check_finite) report_non_finite(ctx.step, all_rows());
   }
 
@@ -402,15 +403,14 @@ private:
     stage(count);
     for (index k = 0; k < count; ++k) {
       const index r = marked_[static_cast<std::size_t>(k)];
-      stage_row(k, r, ledger_.pending(r));
-      staged_sources_[static_cast<std::size_t>(k)] = source_rows_host_[static_cast<std::size_t>(r)];
-      staged_weights_[static_cast<std::size_t>(k)] = weights_host_[static_cast<std::size_t>(r)];
+      stage_row(k, r, ledger_.pending(r), source_rows_host_[static_cast<std::size_t>(r)],
+                weights_host_[static_cast<std::size_t>(r)]);
     }
     const bool finite = apply_staged(count, ctx.learning_rate, sources);
     for (const index r : marked_) states_.release(r, 1);
     ledger_.touch(marked_);
     if (!finite && options_.check_finite) report_non_finite(ctx.step, marked_);
-    unmark_batch(false);
+    unmark_batch();
   }
 
   /// Brings every lazily updated state to the current step, in chunks of rows.
@@ -426,9 +426,7 @@ private:
       for (index r = first; r < end; ++r) {
         const auto m = ledger_.pending(r);
         if (m == identity_transfer) continue;
-        stage_row(count, r, m);
-        staged_sources_[static_cast<std::size_t>(count)] = -1;
-        staged_weights_[static_cast<std::size_t>(count)] = T(0);
+        stage_row(count, r, m, -1, T(0));
         ++count;
       }
       finite &= apply_staged(count, T(0), matrix_view<const T>{});
@@ -439,32 +437,35 @@ private:
     if (!finite && options_.check_finite) report_non_finite(steps_ - 1, all_rows());
   }
 
-  void stage(index count) {
-    const auto c = static_cast<std::size_t>(count);
-    staged_rows_.resize(c);
-    staged_transfers_.resize(4 * c);
-    staged_sources_.resize(c);
-    staged_weights_.resize(c);
+  /// Room for up to `capacity` rows of lazy-update inputs, packed into two host arrays so that
+  /// they reach the backend in two copies: indices = [state rows | source rows] and
+  /// values = [2 × 2 transfers | weights], each part `capacity` rows long.
+  void stage(index capacity) {
+    staged_capacity_ = capacity;
+    staged_indices_.resize(2 * static_cast<std::size_t>(capacity));
+    staged_values_.resize(5 * static_cast<std::size_t>(capacity));
   }
-  void stage_row(index k, index r, const transfer_matrix& m) {
-    staged_rows_[static_cast<std::size_t>(k)] = r;
-    for (std::size_t e = 0; e < 4; ++e) staged_transfers_[4 * static_cast<std::size_t>(k) + e] = static_cast<T>(m[e]);
+  void stage_row(index k, index r, const transfer_matrix& m, index source, T weight) {
+    const auto c = static_cast<std::size_t>(staged_capacity_), i = static_cast<std::size_t>(k);
+    staged_indices_[i] = r;
+    staged_indices_[c + i] = source;
+    for (std::size_t e = 0; e < 4; ++e) staged_values_[4 * i + e] = static_cast<T>(m[e]);
+    staged_values_[4 * c + i] = weight;
   }
+  /// Uploads the staged arrays and applies the first `count` rows of them.
   bool apply_staged(index count, T eta, matrix_view<const T> sources) {
     if (count == 0) return true;
-    if (device_rows_.size() < count) {
-      device_rows_ = typename B::template buffer<index>(count);
-      device_transfers_ = typename B::template buffer<T>(4 * count);
-      device_sources_ = typename B::template buffer<index>(count);
-      device_weights_ = typename B::template buffer<T>(count);
+    const index c = staged_capacity_;
+    if (device_indices_.size() < 2 * c) {
+      device_indices_ = typename B::template buffer<index>(2 * c);
+      device_values_ = typename B::template buffer<T>(5 * c);
     }
-    B::copy_from_host(staged_rows_.data(), count, device_rows_.data());
-    B::copy_from_host(staged_transfers_.data(), 4 * count, device_transfers_.data());
-    B::copy_from_host(staged_sources_.data(), count, device_sources_.data());
-    B::copy_from_host(staged_weights_.data(), count, device_weights_.data());
-    return B::hypergradient_transfer(count, device_rows_.data(), device_transfers_.data(), device_sources_.data(),
-                                     device_weights_.data(), eta, sources, states_.momentum_derivatives(),
-                                     states_.hypergradients());
+    B::copy_from_host(staged_indices_.data(), 2 * c, device_indices_.data());
+    B::copy_from_host(staged_values_.data(), 5 * c, device_values_.data());
+    const index* indices = device_indices_.data();
+    const T* values = device_values_.data();
+    return B::hypergradient_transfer(count, indices, values, indices + c, values + 4 * c, eta, sources,
+                                     states_.momentum_derivatives(), states_.hypergradients());
   }
 
   /// Sets each tracked in-batch sample's gradient source (its first position in the batch) and
@@ -488,20 +489,12 @@ private:
     }
     return !marked_.empty();
   }
-  void unmark_batch(bool upload) {
+  void unmark_batch() {
     for (index r : marked_) {
       source_rows_host_[static_cast<std::size_t>(r)] = -1;
       weights_host_[static_cast<std::size_t>(r)] = T(0);
     }
-    if (upload) upload_marks();
     marked_.clear();
-  }
-  /// Eager mode keeps one source row and weight per tracked row in backend memory.
-  void upload_marks() {
-    for (index r : marked_) {
-      B::copy_from_host(&source_rows_host_[static_cast<std::size_t>(r)], 1, source_rows_.data() + r);
-      B::copy_from_host(&weights_host_[static_cast<std::size_t>(r)], 1, weights_.data() + r);
-    }
   }
 
   /// Directions per Hessian-vector-product call so that the workspace stays within the bound.
@@ -559,14 +552,11 @@ private:
   typename B::template buffer<index> source_rows_;
   typename B::template buffer<T> weights_;
   // lazy: the rows of one hypergradient_transfer call, staged on the host, then in backend memory
-  std::vector<index> staged_rows_;
-  std::vector<T> staged_transfers_;
-  std::vector<index> staged_sources_;
-  std::vector<T> staged_weights_;
-  typename B::template buffer<index> device_rows_;
-  typename B::template buffer<T> device_transfers_;
-  typename B::template buffer<index> device_sources_;
-  typename B::template buffer<T> device_weights_;
+  index staged_capacity_ = 0;
+  std::vector<index> staged_indices_;  // laid out by stage()
+  std::vector<T> staged_values_;
+  typename B::template buffer<index> device_indices_;
+  typename B::template buffer<T> device_values_;
   index steps_ = 0;
 };
 
