@@ -15,8 +15,8 @@
 #                                                   (needs hydra's Debian dependencies)
 #   scripts/gpu-check.sh --bundle DIR [OUTPUT_DIR]  runs what scripts/gpu-bundle.sh packed in DIR
 #                                                   (for a GPU machine with only the CUDA toolkit)
-# OUTPUT_DIR defaults to build-gpu/results. GPU_STEPS chooses the steps (default "tests memcheck
-# bench example"), so that a time-limited machine can take them in separate calls.
+# OUTPUT_DIR defaults to build-gpu/results. GPU_STEPS chooses the steps (default "tests bench
+# example memcheck"), so that a time-limited machine can take them in separate calls.
 set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
 
@@ -28,13 +28,20 @@ fi
 out=${1:-build-gpu/results}
 mkdir -p "$out" && out=$(cd "$out" && pwd) || exit 1
 tests=(test_backend_cuda test_hypergradient_cuda_pipeline test_hypergradient_cuda_lean_checkpoint)
-steps=" ${GPU_STEPS:-tests memcheck bench example} "
+steps=" ${GPU_STEPS:-tests bench example memcheck} "
 summary=()
 failed=0
 want() { [[ $steps == *" $1 "* ]]; }
 note() {  # note STEP RESULT
   summary+=("$(printf '%-44s %s' "$1" "$2")")
   [[ $2 == ok* || $2 == "not run"* ]] || failed=1
+}
+judge() {  # judge STEP STATUS SECONDS OK_DETAIL FAILED_DETAIL: the exit status of `timeout SECONDS …`
+  case $2 in
+    0) note "$1" "ok: $4" ;;
+    124) note "$1" "FAILED: over ${3}s" ;;
+    *) note "$1" "FAILED (exit $2): $5" ;;
+  esac
 }
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm,clocks.max.mem --format=csv 2>&1 |
@@ -77,12 +84,8 @@ run_test() {  # run_test NAME BINARY SECONDS
   counts=$(grep -E '^\[doctest\] (test cases|assertions)' "$log" | tr -s ' ' | tr '\n' ' ')
   if grep -q '\[skipped\]' "$log"; then
     note "test $1" "FAILED: reports no CUDA device"
-  elif ((status == 124)); then
-    note "test $1" "FAILED: over ${3}s"
-  elif ((status != 0)); then
-    note "test $1" "FAILED (exit $status): $counts"
   else
-    note "test $1" "ok: $counts"
+    judge "test $1" $status "$3" "$counts" "$counts"
   fi
 }
 if want tests; then
@@ -100,11 +103,8 @@ bench() {  # bench NAME FILTER SECONDS [ARGS...]
   local errors
   errors=$(grep -c 'ERROR OCCURRED' "$out/bench-$name.log")
   ((status == 0 && errors > 0)) && status=1
-  case $status in
-    0) note "benchmark $name" "ok: $name.json" ;;
-    124) note "benchmark $name" "FAILED: over ${seconds}s" ;;
-    *) note "benchmark $name" "FAILED (exit $status, $errors benchmarks with errors): $(grep -m1 -o "ERROR OCCURRED.*" "$out/bench-$name.log")" ;;
-  esac
+  judge "benchmark $name" $status "$seconds" "$name.json" \
+    "$errors benchmarks with errors: $(grep -m1 -o "ERROR OCCURRED.*" "$out/bench-$name.log")"
 }
 if want bench; then
   bench recurrence 'BM_Cuda(Update|Transfer|Copy)' 240 --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
@@ -116,12 +116,8 @@ fi
 if want example; then
   if [[ -f $data/t10k-labels-idx1-ubyte.gz ]]; then
     timeout 300 "$example_dir/fashion_mnist_attribution_cuda" --device cuda --data-dir "$data" >"$out/example.log" 2>&1
-    status=$?
-    case $status in
-      0) note "main job on cuda" "ok: $(grep -E '^(test accuracy|total)' "$out/example.log" | tr '\n' ' ')" ;;
-      124) note "main job on cuda" "FAILED: over 300s" ;;
-      *) note "main job on cuda" "FAILED (exit $status): $(tail -1 "$out/example.log")" ;;
-    esac
+    judge "main job on cuda" $? 300 "$(grep -E '^(test accuracy|total)' "$out/example.log" | tr '\n' ' ')" \
+      "$(tail -1 "$out/example.log")"
   else
     note "main job on cuda" "not run: no Fashion-MNIST in $data"
   fi
@@ -135,13 +131,9 @@ want memcheck && for t in "${tests[@]}"; do
     continue
   fi
   timeout 150 "$sanitizer" --tool memcheck --error-exitcode 1 "$test_dir/$t" >"$out/memcheck-$t.log" 2>&1
-  status=$?
+  status=$?  # over the limit: the log holds what it found so far
   result=$(grep -E '^========= (ERROR SUMMARY|LEAK SUMMARY)' "$out/memcheck-$t.log" | tr '\n' ' ')
-  case $status in
-    0) note "memcheck $t" "ok: $result" ;;
-    124) note "memcheck $t" "FAILED: over 150s (see the log for what it found so far)" ;;
-    *) note "memcheck $t" "FAILED (exit $status): $result" ;;
-  esac
+  judge "memcheck $t" $status 150 "$result" "$result"
 done
 
 printf '%s\n' "" "${summary[@]}" | tee "$out/summary.txt"

@@ -3,9 +3,9 @@
 // GEMM, device queries), each behind one function. Compiled with HYDRA_CUDA_EMULATE_ON_HOST, the
 // same functions run on the host instead (mappings, memcpy, a plain loop with cuBLAS's argument
 // checks and column-major semantics) and the kernels' bodies run in host loops in a scattered
-// order (launch.cuh): hydra's CUDA tests are built
-// a second time that way, so every kernel body and the backend's cuBLAS argument mapping are
-// checked against hydra::cpu on machines without a GPU. Emulated device memory is out of the
+// order (launch.cuh): hydra's CUDA tests are built a second time that way, so every kernel body
+// and the backend's cuBLAS argument mapping are checked against hydra::cpu on machines without a
+// GPU. Emulated device memory is out of the
 // host's reach except while an emulated kernel, copy or GEMM runs, so host code that dereferences
 // device memory faults there as it would misbehave on a GPU. It is a test instrument, not a
 // backend: the real device paths (launch configurations, shared-memory reductions, concurrency)
