@@ -1,20 +1,27 @@
 #pragma once
-// The parts of a training checkpoint that do not depend on the trainer's types: where the file
-// lives, what a callback implements to be saved with it (CheckpointableCallback), and how the
-// batch order's identity and a schedule's state are stored and checked. hydra::trainer writes and
-// reads the whole checkpoint (train/trainer.hpp); the layout is in docs/train.md, section
-// 'Checkpoint and resume'.
+// The checkpoint of a training run: where the file lives, what a callback implements to be saved
+// with it (CheckpointableCallback), how the batch order's identity and a schedule's state are
+// stored and checked, and the writing and reading of the whole checkpoint, which hydra::trainer
+// (train/trainer.hpp) calls after its steps and in resume(). The layout is in docs/train.md,
+// section 'Checkpoint and resume'.
 
 #include <charconv>
 #include <cmath>
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <span>
 #include <string>
+#include <system_error>
 #include <type_traits>
+#include <vector>
 
-#include "hydra/core/archive.hpp"
 #include "hydra/core/error.hpp"
+#include "hydra/core/io/archive_format.hpp"
+#include "hydra/core/io/archive_reader.hpp"
+#include "hydra/core/io/archive_writer.hpp"
+#include "hydra/core/io/checksum.hpp"
+#include "hydra/core/tensor.hpp"
 #include "hydra/core/types.hpp"
 #include "hydra/data/batch_order.hpp"
 #include "hydra/optim/concepts.hpp"
@@ -157,5 +164,262 @@ inline void save_schedule_state(archive_writer& out, const schedule_state& s) {
   s.reductions = static_cast<index>(in.read_value<std::int64_t>("schedule.reductions"));
   return s;
 }
+
+// ---- the whole checkpoint of a trainer run ----------------------------------------------------
+//
+// hydra::trainer calls these. `State` is its run state: steps_done, loss_sum, epoch_steps and
+// epoch_seconds (the current epoch's accumulators) and history, a std::vector of epoch_report
+// (train/trainer.hpp). `w` has as many entries as the model has parameters (the trainer checks
+// that before the first step). T and B are the trainer's scalar type and backend.
+
+namespace detail::checkpoint {
+
+inline constexpr const char* checkpoint_format = "hydra.trainer.checkpoint";
+inline constexpr std::uint32_t checkpoint_version = 1;
+
+/// Whether a run writes checkpoints; throws before the first step when they are asked for but
+/// impossible (a type without the state to save, an every_steps < 0, a directory that cannot be
+/// created). `Checkpointable` is trainer<...>::checkpointable; `who` is "fit" or "resume".
+template <bool Checkpointable, class S>
+bool prepare_checkpoints(const checkpoint_options& c, S& schedule, const char* who) {
+  if (!c.enabled()) return false;
+  const std::string where = std::string("hydra::trainer::") + who;
+  if (c.every_steps < 0)
+    throw invalid_argument(where + ": checkpoint.every_steps must be >= 0, got " + std::to_string(c.every_steps));
+  if constexpr (!Checkpointable) {
+    throw invalid_argument(where + ": checkpoints into " + detail::archive::quoted(c.directory) +
+                           " need an optimizer with set_velocity() and a schedule with state() and restore() "
+                           "(CheckpointableOptimizer, CheckpointableSchedule); see docs/train.md, section "
+                           "'Checkpoint and resume'");
+  } else {
+    if constexpr (requires { schedule.checkpointable(); }) {  // any_schedule decides at run time
+      if (!schedule.checkpointable())
+        throw invalid_argument(where + ": checkpoints into " + detail::archive::quoted(c.directory) +
+                               " need a schedule with state() and restore(); the any_schedule holds one without");
+    }
+    std::error_code ec;
+    std::filesystem::create_directories(c.directory, ec);
+    if (ec)
+      throw io_error(where + ": cannot create the checkpoint directory " + detail::archive::quoted(c.directory) +
+                     ": " + ec.message());
+    return true;
+  }
+}
+
+template <Scalar T>
+[[nodiscard]] std::string scalar_name() {
+  return detail::archive::name_of(detail::archive::element_type_of<T>());
+}
+
+/// The optimizer's constants must be the ones of the run that wrote the checkpoint.
+template <Scalar T>
+void check_constant(archive_reader& in, const char* field, T current) {
+  const T stored = in.read_value<T>(field);
+  if (!(stored == current))
+    throw invalid_argument(detail::checkpoint::mismatch(in.path(), field, detail::checkpoint::shortest(stored),
+                                                        detail::checkpoint::shortest(current) + " (the optimizer's)"));
+}
+
+/// Sections history.{epoch, steps, training_loss, validation_loss, validation_accuracy,
+/// learning_rate, seconds}, one element per finished epoch.
+template <class Report>
+void save_history(archive_writer& out, const std::vector<Report>& history) {
+  std::vector<std::int64_t> ints(history.size());
+  std::vector<double> reals(history.size());
+  const auto column = [&](const char* name, auto member) {
+    using V = std::remove_cvref_t<decltype(history.front().*member)>;
+    if constexpr (std::is_same_v<V, double>) {
+      for (std::size_t e = 0; e < history.size(); ++e) reals[e] = history[e].*member;
+      out.write<double>(name, reals);
+    } else {
+      for (std::size_t e = 0; e < history.size(); ++e) ints[e] = history[e].*member;
+      out.write<std::int64_t>(name, ints);
+    }
+  };
+  column("history.epoch", &Report::epoch);
+  column("history.steps", &Report::steps);
+  column("history.training_loss", &Report::training_loss);
+  column("history.validation_loss", &Report::validation_loss);
+  column("history.validation_accuracy", &Report::validation_accuracy);
+  column("history.learning_rate", &Report::learning_rate);
+  column("history.seconds", &Report::seconds);
+}
+
+/// Reads what save_history wrote into `history`: at most one report per epoch of `order`
+/// (checked before allocating).
+template <class Report>
+void load_history(archive_reader& in, const batch_order& order, std::vector<Report>& history) {
+  const auto max_epochs = static_cast<std::uint64_t>(order.steps() / order.steps_per_epoch() + 1);
+  const auto epochs = in.read_vector<std::int64_t>("history.epoch", max_epochs);
+  history.assign(epochs.size(), Report{});
+  std::vector<std::int64_t> ints(epochs.size());
+  std::vector<double> reals(epochs.size());
+  for (std::size_t e = 0; e < epochs.size(); ++e) history[e].epoch = static_cast<index>(epochs[e]);
+  const auto column = [&](const char* name, auto member) {
+    using V = std::remove_cvref_t<decltype(history.front().*member)>;
+    if constexpr (std::is_same_v<V, double>) {
+      in.read<double>(name, reals);
+      for (std::size_t e = 0; e < history.size(); ++e) history[e].*member = reals[e];
+    } else {
+      in.read<std::int64_t>(name, ints);
+      for (std::size_t e = 0; e < history.size(); ++e) history[e].*member = static_cast<index>(ints[e]);
+    }
+  };
+  column("history.steps", &Report::steps);
+  column("history.training_loss", &Report::training_loss);
+  column("history.validation_loss", &Report::validation_loss);
+  column("history.validation_accuracy", &Report::validation_accuracy);
+  column("history.learning_rate", &Report::learning_rate);
+  column("history.seconds", &Report::seconds);
+}
+
+template <class... Callbacks>
+constexpr std::int64_t stateful_callbacks() {
+  return (std::int64_t{0} + ... + (SavesState<std::remove_cvref_t<Callbacks>> ? 1 : 0));
+}
+
+/// Each stateful callback's sections follow a section "callback" holding its position among
+/// the stateful callbacks, so that a load_state that reads less or more than its save_state
+/// wrote is caught at the next callback, naming it.
+template <class C>
+void save_callback(archive_writer& out, const C& c, std::int64_t& k) {
+  if constexpr (SavesState<std::remove_cvref_t<C>>) {
+    out.write_value<std::int64_t>("callback", k++);
+    c.save_state(out);
+  }
+}
+template <class C>
+void load_callback(archive_reader& in, C& c, std::int64_t& k) {
+  if constexpr (LoadsState<std::remove_cvref_t<C>>) {
+    const auto stored = in.read_value<std::int64_t>("callback");
+    if (stored != k)
+      throw format_error("hydra::trainer::resume: the checkpoint " + detail::archive::quoted(in.path()) +
+                         " has the state of callback " + std::to_string(stored) + " where callback " +
+                         std::to_string(k) + " was expected");
+    ++k;
+    c.load_state(in);
+  }
+}
+
+/// Writes the checkpoint of `state` (taken after the trainer's complete processing of step
+/// state.steps_done - 1) to `file`, atomically. The layout is in docs/train.md; load_checkpoint
+/// reads it in the same order.
+template <Scalar T, class B, class State, class O, class S, class... Callbacks>
+void save_checkpoint(const std::filesystem::path& file, const State& state, vector_view<const T> w,
+                     const O& optimizer, const S& schedule, const batch_order& order, const Callbacks&... callbacks) {
+  const index n = w.size;
+  const vector_view<const T> velocity = optimizer.velocity();
+  if (velocity.size != n)
+    throw shape_error("hydra::trainer: the optimizer's velocity has " + std::to_string(velocity.size) +
+                      " entries, the model has " + std::to_string(n) + " parameters");
+  archive_writer out(file);
+  out.write_string("format", checkpoint_format);
+  out.write_value<std::uint32_t>("version", checkpoint_version);
+  out.write_value<std::int64_t>("steps_done", state.steps_done);
+  save_batch_order(out, order);
+  out.write_value<std::int64_t>("parameter_count", n);
+  out.write_string("scalar_type", scalar_name<T>());
+  std::vector<T> host(static_cast<std::size_t>(n));
+  B::copy_to_host(w.data, n, host.data());
+  out.write<T>("parameters", host);
+  out.write_value<T>("optimizer.momentum", static_cast<T>(optimizer.momentum()));
+  out.write_value<T>("optimizer.weight_decay", static_cast<T>(optimizer.weight_decay()));
+  B::copy_to_host(velocity.data, n, host.data());
+  out.write<T>("optimizer.velocity", host);
+  save_schedule_state(out, schedule.state());
+  out.write_value<double>("epoch.loss_sum", state.loss_sum);
+  out.write_value<std::int64_t>("epoch.steps", state.epoch_steps);
+  out.write_value<double>("epoch.seconds", state.epoch_seconds);
+  detail::checkpoint::save_history(out, state.history);
+  out.write_value<std::int64_t>("callbacks", stateful_callbacks<Callbacks...>());
+  [[maybe_unused]] std::int64_t k = 0;  // unused when no callback has state
+  (detail::checkpoint::save_callback(out, callbacks, k), ...);
+  out.commit();
+}
+
+/// The part of load_checkpoint after the schedule: the epoch accumulators, the history, the
+/// callbacks, the end of the file.
+template <class State, class... Callbacks>
+void load_rest(archive_reader& in, State& state, const batch_order& order, Callbacks&... callbacks) {
+  const auto bad = [&](const std::string& what) {
+    return format_error("hydra::trainer::resume: the checkpoint " + detail::archive::quoted(in.path()) + " " + what);
+  };
+  state.loss_sum = in.read_value<double>("epoch.loss_sum");
+  const auto epoch_steps = in.read_value<std::int64_t>("epoch.steps");
+  if (epoch_steps < 0 || epoch_steps > state.steps_done)
+    throw bad("has epoch.steps " + std::to_string(epoch_steps) + ", outside [0, steps_done]");
+  state.epoch_steps = static_cast<index>(epoch_steps);
+  state.epoch_seconds = in.read_value<double>("epoch.seconds");
+  if (!(state.epoch_seconds >= 0 && state.epoch_seconds < 1e9)) state.epoch_seconds = 0;  // only a timing
+  detail::checkpoint::load_history(in, order, state.history);
+
+  const auto stored_callbacks = in.read_value<std::int64_t>("callbacks");
+  constexpr std::int64_t given = stateful_callbacks<Callbacks...>();
+  if (stored_callbacks != given)
+    throw bad("holds the state of " + std::to_string(stored_callbacks) + " callbacks, but resume() was given " +
+              std::to_string(given) + " with save_state/load_state");
+  [[maybe_unused]] std::int64_t k = 0;  // unused when no callback has state
+  (detail::checkpoint::load_callback(in, callbacks, k), ...);
+  in.finish();
+}
+
+/// Reads a checkpoint written by save_checkpoint and checks it against this run. The whole file
+/// (checksum included) is verified before anything is restored; then the schedule (undone if a
+/// later check fails), the callbacks in pack order, and last w and the optimizer.
+template <Scalar T, class B, class State, class O, class S, class... Callbacks>
+State load_checkpoint(const std::filesystem::path& file, vector_view<T> w, O& optimizer, S& schedule,
+                      const batch_order& order, Callbacks&... callbacks) {
+  archive_reader::verify(file);
+  archive_reader in(file);
+  const auto bad = [&](const std::string& what) {
+    return format_error("hydra::trainer::resume: the checkpoint " + detail::archive::quoted(file) + " " + what);
+  };
+  const auto format = in.read_string("format", 64);
+  if (format != checkpoint_format) throw bad("is not a trainer checkpoint (format '" + format + "')");
+  const auto version = in.read_value<std::uint32_t>("version");
+  if (version != checkpoint_version)
+    throw bad("has version " + std::to_string(version) + "; this build reads version " +
+              std::to_string(checkpoint_version));
+
+  State state;
+  const auto steps_done = in.read_value<std::int64_t>("steps_done");
+  check_batch_order(in, order);
+  if (steps_done < 0 || steps_done > order.steps())
+    throw bad("has steps_done " + std::to_string(steps_done) + ", outside [0, " + std::to_string(order.steps()) + "]");
+  state.steps_done = static_cast<index>(steps_done);
+
+  const index n = w.size;
+  const auto stored_count = in.read_value<std::int64_t>("parameter_count");
+  if (stored_count != n)
+    throw shape_error(detail::checkpoint::mismatch(file, "parameter_count", std::to_string(stored_count),
+                                                   std::to_string(n) + " (the model's)"));
+  const auto scalar = in.read_string("scalar_type", 16);
+  if (scalar != scalar_name<T>())
+    throw format_error(detail::checkpoint::mismatch(file, "scalar_type", scalar, scalar_name<T>()));
+  std::vector<T> parameters(static_cast<std::size_t>(n));
+  in.read<T>("parameters", parameters);
+  check_constant(in, "optimizer.momentum", static_cast<T>(optimizer.momentum()));
+  check_constant(in, "optimizer.weight_decay", static_cast<T>(optimizer.weight_decay()));
+  std::vector<T> velocity(static_cast<std::size_t>(n));
+  in.read<T>("optimizer.velocity", velocity);
+  // The schedule's restore() is the check that the state fits it (kind, counters); undone below
+  // if anything after it fails.
+  const schedule_state previous = schedule.state();
+  schedule.restore(load_schedule_state(in));
+  try {
+    detail::checkpoint::load_rest(in, state, order, callbacks...);
+  } catch (...) {
+    schedule.restore(previous);
+    throw;
+  }
+
+  // Everything is read and checked: only now do the parameters and the optimizer change.
+  const auto v = vector<T, B>::from_host(velocity);
+  optimizer.set_velocity(v.view());
+  B::copy_from_host(parameters.data(), n, w.data);
+  return state;
+}
+
+} // namespace detail::checkpoint
 
 } // namespace hydra

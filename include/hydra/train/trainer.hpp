@@ -1,22 +1,19 @@
 #pragma once
 // The training loop: mini-batch SGD over a model, a loss, an optimizer, a learning-rate schedule
 // and a batch order, with per-step callbacks (the hypergradient engine hooks in here), evaluation,
-// NaN/Inf detection that names the step, and crash-safe checkpoints from which resume() continues
-// a run bit for bit.
+// NaN/Inf detection that names the step, and crash-safe checkpoints (written and read by
+// train/checkpoint.hpp) from which resume() continues a run bit for bit.
 
 #include <chrono>
 #include <cmath>
-#include <cstdint>
 #include <filesystem>
 #include <limits>
 #include <span>
 #include <string>
-#include <system_error>
 #include <type_traits>
 #include <utility>
 #include <vector>
 
-#include "hydra/core/archive.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/core/tensor.hpp"
 #include "hydra/data/batch_order.hpp"
@@ -114,7 +111,8 @@ public:
                                 const dataset<T>* validation, Callbacks&... callbacks) {
     static_assert((check_callback<Callbacks>() && ...));
     check_run("fit", w, train, order, validation);
-    const bool checkpointing = prepare_checkpoints("fit");
+    const bool checkpointing =
+        detail::checkpoint::prepare_checkpoints<checkpointable>(options_.checkpoint, schedule_, "fit");
     run_state state;
     run(state, checkpointing, w, train, order, validation, callbacks...);
     return std::move(state.history);
@@ -141,8 +139,10 @@ public:
     static_assert((check_callback<Callbacks>() && ...));
     if constexpr (checkpointable) {  // otherwise only the sentences above, not a template backtrace
       check_run("resume", w, train, order, validation);
-      const bool checkpointing = prepare_checkpoints("resume");
-      run_state state = load_checkpoint(checkpoint_path(directory), w, order, callbacks...);
+      const bool checkpointing =
+          detail::checkpoint::prepare_checkpoints<checkpointable>(options_.checkpoint, schedule_, "resume");
+      run_state state = detail::checkpoint::load_checkpoint<T, B, run_state>(checkpoint_path(directory), w, optimizer_,
+                                                                              schedule_, order, callbacks...);
       run(state, checkpointing, w, train, order, validation, callbacks...);
       return std::move(state.history);
     } else {
@@ -175,7 +175,8 @@ public:
 
 private:
   /// Where a run stands between two steps: everything fit() carries from step to step besides
-  /// the parameters, the optimizer, the schedule and the callbacks.
+  /// the parameters, the optimizer, the schedule and the callbacks (the State of
+  /// detail::checkpoint::save_checkpoint and load_checkpoint).
   struct run_state {
     index steps_done = 0;
     double loss_sum = 0;       // of the current epoch's batch losses
@@ -183,9 +184,6 @@ private:
     double epoch_seconds = 0;  // time spent in the current epoch before this run started (resume)
     std::vector<epoch_report> history;
   };
-
-  static constexpr const char* checkpoint_format = "hydra.trainer.checkpoint";
-  static constexpr std::uint32_t checkpoint_version = 1;
 
   /// The step loop of fit() and resume(), from step state.steps_done to the end of `order`.
   template <class... Callbacks>
@@ -250,7 +248,9 @@ private:
         if (checkpointing && (epoch_ends || (every > 0 && (t + 1) % every == 0))) {
           state.epoch_seconds =
               epoch_ends ? 0.0 : std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
-          save_checkpoint(state, std::as_const(w), order, std::as_const(callbacks)...);
+          detail::checkpoint::save_checkpoint<T, B>(checkpoint_path(options_.checkpoint.directory), state,
+                                                    std::as_const(w), optimizer_, schedule_, order,
+                                                    std::as_const(callbacks)...);
         }
       }
     }
@@ -269,243 +269,6 @@ private:
     if (w.size != model_.parameter_count())
       throw shape_error(where + ": the parameter vector has " + std::to_string(w.size) + " entries, the model has " +
                         std::to_string(model_.parameter_count()) + " parameters");
-  }
-
-  /// Whether this run writes checkpoints; throws before the first step when they are asked for
-  /// but impossible (a type without the state to save, an every_steps < 0, a directory that
-  /// cannot be created).
-  bool prepare_checkpoints(const char* who) {
-    const auto& c = options_.checkpoint;
-    if (!c.enabled()) return false;
-    const std::string where = std::string("hydra::trainer::") + who;
-    if (c.every_steps < 0)
-      throw invalid_argument(where + ": checkpoint.every_steps must be >= 0, got " + std::to_string(c.every_steps));
-    if constexpr (!checkpointable) {
-      throw invalid_argument(where + ": checkpoints into " + detail::archive::quoted(c.directory) +
-                             " need an optimizer with set_velocity() and a schedule with state() and restore() "
-                             "(CheckpointableOptimizer, CheckpointableSchedule); see docs/train.md, section "
-                             "'Checkpoint and resume'");
-    } else {
-      if constexpr (requires { schedule_.checkpointable(); }) {  // any_schedule decides at run time
-        if (!schedule_.checkpointable())
-          throw invalid_argument(where + ": checkpoints into " + detail::archive::quoted(c.directory) +
-                                 " need a schedule with state() and restore(); the any_schedule holds one without");
-      }
-      std::error_code ec;
-      std::filesystem::create_directories(c.directory, ec);
-      if (ec)
-        throw io_error(where + ": cannot create the checkpoint directory " + detail::archive::quoted(c.directory) +
-                       ": " + ec.message());
-      return true;
-    }
-  }
-
-  [[nodiscard]] static std::string scalar_name() { return detail::archive::name_of(detail::archive::element_type_of<T>()); }
-
-  /// Writes the checkpoint of `state` (taken after the trainer's complete processing of step
-  /// state.steps_done - 1) to <directory>/checkpoint.hydra, atomically. The layout is in
-  /// docs/train.md; resume() reads it in the same order.
-  template <class... Callbacks>
-  void save_checkpoint(const run_state& state, vector_view<const T> w, const batch_order& order,
-                       const Callbacks&... callbacks) {
-    const index n = model_.parameter_count();
-    const vector_view<const T> velocity = optimizer_.velocity();
-    if (velocity.size != n)
-      throw shape_error("hydra::trainer: the optimizer's velocity has " + std::to_string(velocity.size) +
-                        " entries, the model has " + std::to_string(n) + " parameters");
-    archive_writer out(checkpoint_path(options_.checkpoint.directory));
-    out.write_string("format", checkpoint_format);
-    out.write_value<std::uint32_t>("version", checkpoint_version);
-    out.write_value<std::int64_t>("steps_done", state.steps_done);
-    save_batch_order(out, order);
-    out.write_value<std::int64_t>("parameter_count", n);
-    out.write_string("scalar_type", scalar_name());
-    std::vector<T> host(static_cast<std::size_t>(n));
-    B::copy_to_host(w.data, n, host.data());
-    out.write<T>("parameters", host);
-    out.write_value<T>("optimizer.momentum", static_cast<T>(optimizer_.momentum()));
-    out.write_value<T>("optimizer.weight_decay", static_cast<T>(optimizer_.weight_decay()));
-    B::copy_to_host(velocity.data, n, host.data());
-    out.write<T>("optimizer.velocity", host);
-    save_schedule_state(out, schedule_.state());
-    out.write_value<double>("epoch.loss_sum", state.loss_sum);
-    out.write_value<std::int64_t>("epoch.steps", state.epoch_steps);
-    out.write_value<double>("epoch.seconds", state.epoch_seconds);
-    save_history(out, state.history);
-    out.write_value<std::int64_t>("callbacks", stateful_callbacks<Callbacks...>());
-    [[maybe_unused]] std::int64_t k = 0;  // unused when no callback has state
-    (save_callback(out, callbacks, k), ...);
-    out.commit();
-  }
-
-  /// Reads a checkpoint written by save_checkpoint and checks it against this run. The whole file
-  /// (checksum included) is verified before anything is restored; then the schedule (undone if a
-  /// later check fails), the callbacks in pack order, and last w and the optimizer.
-  template <class... Callbacks>
-  run_state load_checkpoint(const std::filesystem::path& file, vector_view<T> w, const batch_order& order,
-                            Callbacks&... callbacks) {
-    archive_reader::verify(file);
-    archive_reader in(file);
-    const auto bad = [&](const std::string& what) {
-      return format_error("hydra::trainer::resume: the checkpoint " + detail::archive::quoted(file) + " " + what);
-    };
-    const auto format = in.read_string("format", 64);
-    if (format != checkpoint_format) throw bad("is not a trainer checkpoint (format '" + format + "')");
-    const auto version = in.read_value<std::uint32_t>("version");
-    if (version != checkpoint_version)
-      throw bad("has version " + std::to_string(version) + "; this build reads version " +
-                std::to_string(checkpoint_version));
-
-    run_state state;
-    const auto steps_done = in.read_value<std::int64_t>("steps_done");
-    check_batch_order(in, order);
-    if (steps_done < 0 || steps_done > order.steps())
-      throw bad("has steps_done " + std::to_string(steps_done) + ", outside [0, " + std::to_string(order.steps()) + "]");
-    state.steps_done = static_cast<index>(steps_done);
-
-    const index n = model_.parameter_count();
-    const auto stored_count = in.read_value<std::int64_t>("parameter_count");
-    if (stored_count != n)
-      throw shape_error(detail::checkpoint::mismatch(file, "parameter_count", std::to_string(stored_count),
-                                                     std::to_string(n) + " (the model's)"));
-    const auto scalar = in.read_string("scalar_type", 16);
-    if (scalar != scalar_name())
-      throw format_error(detail::checkpoint::mismatch(file, "scalar_type", scalar, scalar_name()));
-    std::vector<T> parameters(static_cast<std::size_t>(n));
-    in.read<T>("parameters", parameters);
-    check_constant(in, "optimizer.momentum", static_cast<T>(optimizer_.momentum()));
-    check_constant(in, "optimizer.weight_decay", static_cast<T>(optimizer_.weight_decay()));
-    std::vector<T> velocity(static_cast<std::size_t>(n));
-    in.read<T>("optimizer.velocity", velocity);
-    // The schedule's restore() is the check that the state fits it (kind, counters); undone below
-    // if anything after it fails.
-    const schedule_state previous = schedule_.state();
-    schedule_.restore(load_schedule_state(in));
-    try {
-      load_rest(in, state, order, callbacks...);
-    } catch (...) {
-      schedule_.restore(previous);
-      throw;
-    }
-
-    // Everything is read and checked: only now do the parameters and the optimizer change.
-    const auto v = vector<T, B>::from_host(velocity);
-    optimizer_.set_velocity(v.view());
-    B::copy_from_host(parameters.data(), n, w.data);
-    return state;
-  }
-
-  /// The part of load_checkpoint after the schedule: the epoch accumulators, the history, the
-  /// callbacks, the end of the file.
-  template <class... Callbacks>
-  void load_rest(archive_reader& in, run_state& state, const batch_order& order, Callbacks&... callbacks) {
-    const auto bad = [&](const std::string& what) {
-      return format_error("hydra::trainer::resume: the checkpoint " + detail::archive::quoted(in.path()) + " " + what);
-    };
-    state.loss_sum = in.read_value<double>("epoch.loss_sum");
-    const auto epoch_steps = in.read_value<std::int64_t>("epoch.steps");
-    if (epoch_steps < 0 || epoch_steps > state.steps_done)
-      throw bad("has epoch.steps " + std::to_string(epoch_steps) + ", outside [0, steps_done]");
-    state.epoch_steps = static_cast<index>(epoch_steps);
-    state.epoch_seconds = in.read_value<double>("epoch.seconds");
-    if (!(state.epoch_seconds >= 0 && state.epoch_seconds < 1e9)) state.epoch_seconds = 0;  // only a timing
-    state.history = load_history(in, order);
-
-    const auto stored_callbacks = in.read_value<std::int64_t>("callbacks");
-    constexpr std::int64_t given = stateful_callbacks<Callbacks...>();
-    if (stored_callbacks != given)
-      throw bad("holds the state of " + std::to_string(stored_callbacks) + " callbacks, but resume() was given " +
-                std::to_string(given) + " with save_state/load_state");
-    [[maybe_unused]] std::int64_t k = 0;  // unused when no callback has state
-    (load_callback(in, callbacks, k), ...);
-    in.finish();
-  }
-
-  /// The optimizer's constants must be the ones of the run that wrote the checkpoint.
-  void check_constant(archive_reader& in, const char* field, T current) const {
-    const T stored = in.read_value<T>(field);
-    if (!(stored == current))
-      throw invalid_argument(detail::checkpoint::mismatch(in.path(), field, detail::checkpoint::shortest(stored),
-                                                          detail::checkpoint::shortest(current) + " (the optimizer's)"));
-  }
-
-  /// Sections history.{epoch, steps, training_loss, validation_loss, validation_accuracy,
-  /// learning_rate, seconds}, one element per finished epoch.
-  static void save_history(archive_writer& out, const std::vector<epoch_report>& history) {
-    std::vector<std::int64_t> ints(history.size());
-    std::vector<double> reals(history.size());
-    const auto column = [&](const char* name, auto member) {
-      using V = std::remove_cvref_t<decltype(history.front().*member)>;
-      if constexpr (std::is_same_v<V, double>) {
-        for (std::size_t e = 0; e < history.size(); ++e) reals[e] = history[e].*member;
-        out.write<double>(name, reals);
-      } else {
-        for (std::size_t e = 0; e < history.size(); ++e) ints[e] = history[e].*member;
-        out.write<std::int64_t>(name, ints);
-      }
-    };
-    column("history.epoch", &epoch_report::epoch);
-    column("history.steps", &epoch_report::steps);
-    column("history.training_loss", &epoch_report::training_loss);
-    column("history.validation_loss", &epoch_report::validation_loss);
-    column("history.validation_accuracy", &epoch_report::validation_accuracy);
-    column("history.learning_rate", &epoch_report::learning_rate);
-    column("history.seconds", &epoch_report::seconds);
-  }
-
-  /// At most one report per epoch of `order` (checked before allocating).
-  static std::vector<epoch_report> load_history(archive_reader& in, const batch_order& order) {
-    const auto max_epochs = static_cast<std::uint64_t>(order.steps() / order.steps_per_epoch() + 1);
-    const auto epochs = in.read_vector<std::int64_t>("history.epoch", max_epochs);
-    std::vector<epoch_report> history(epochs.size());
-    std::vector<std::int64_t> ints(epochs.size());
-    std::vector<double> reals(epochs.size());
-    for (std::size_t e = 0; e < epochs.size(); ++e) history[e].epoch = static_cast<index>(epochs[e]);
-    const auto column = [&](const char* name, auto member) {
-      using V = std::remove_cvref_t<decltype(history.front().*member)>;
-      if constexpr (std::is_same_v<V, double>) {
-        in.read<double>(name, reals);
-        for (std::size_t e = 0; e < history.size(); ++e) history[e].*member = reals[e];
-      } else {
-        in.read<std::int64_t>(name, ints);
-        for (std::size_t e = 0; e < history.size(); ++e) history[e].*member = static_cast<index>(ints[e]);
-      }
-    };
-    column("history.steps", &epoch_report::steps);
-    column("history.training_loss", &epoch_report::training_loss);
-    column("history.validation_loss", &epoch_report::validation_loss);
-    column("history.validation_accuracy", &epoch_report::validation_accuracy);
-    column("history.learning_rate", &epoch_report::learning_rate);
-    column("history.seconds", &epoch_report::seconds);
-    return history;
-  }
-
-  template <class... Callbacks>
-  static constexpr std::int64_t stateful_callbacks() {
-    return (std::int64_t{0} + ... + (SavesState<std::remove_cvref_t<Callbacks>> ? 1 : 0));
-  }
-
-  /// Each stateful callback's sections follow a section "callback" holding its position among
-  /// the stateful callbacks, so that a load_state that reads less or more than its save_state
-  /// wrote is caught at the next callback, naming it.
-  template <class C>
-  static void save_callback(archive_writer& out, const C& c, std::int64_t& k) {
-    if constexpr (SavesState<std::remove_cvref_t<C>>) {
-      out.write_value<std::int64_t>("callback", k++);
-      c.save_state(out);
-    }
-  }
-  template <class C>
-  static void load_callback(archive_reader& in, C& c, std::int64_t& k) {
-    if constexpr (LoadsState<std::remove_cvref_t<C>>) {
-      const auto stored = in.read_value<std::int64_t>("callback");
-      if (stored != k)
-        throw format_error("hydra::trainer::resume: the checkpoint " + detail::archive::quoted(in.path()) +
-                           " has the state of callback " + std::to_string(stored) + " where callback " +
-                           std::to_string(k) + " was expected");
-      ++k;
-      c.load_state(in);
-    }
   }
 
   /// Labels must index the model's outputs; real targets must have one value per output.
