@@ -50,6 +50,7 @@
 #include "hydra/core/error.hpp"
 #include "hydra/core/tensor.hpp"
 #include "support/messages.hpp"
+#include "support/recurrence_reference.hpp"
 
 namespace hydra::test {
 namespace {
@@ -1350,6 +1351,38 @@ TEST_CASE_TEMPLATE("hypergradient_transfer: listed rows only, zero transfers wri
   device_matrix<T> bad_dv(dv0), bad_grad(grad0);
   CHECK_FALSE(cuda::hypergradient_transfer(1, nan_row.data(), dtransfers.data(), dsource_rows.data(), dweights.data(),
                                            eta, dsources.cview(), bad_dv.view(), bad_grad.view()));
+}
+
+TEST_CASE_TEMPLATE("hypergradient_update and hypergradient_transfer depart from recurrence.hpp by rounding only", T,
+                   float, double) {
+  if (!have_device()) return;
+  // The allowance is tests/support/recurrence_reference.hpp's (FMA contraction, blocking).
+  const index rows = 9, cols = 1031, batch = 4;
+  const auto in = random_recurrence_inputs<T>(rows, cols, batch, 353);
+  const device_array<T> dhv(in.hv), dsources(in.sources), dweights(in.weights), dtransfers(in.transfers);
+  const device_array<index> dsource_rows(in.source_rows), dstate_rows(in.state_rows);
+  const matrix_view<const T> sources(dsources.data(), batch, cols);
+  for (const bool with_hessian : {false, true})
+    for (const bool with_sources : {false, true}) {
+      CAPTURE(with_hessian);
+      CAPTURE(with_sources);
+      const auto want = expected_update(in, with_hessian, with_sources);
+      device_array<T> dv(in.dv), grad(in.grad);
+      CHECK(cuda::hypergradient_update(in.p, in.lambda, in.eta,
+                                       with_hessian ? matrix_view<const T>(dhv.data(), rows, cols) : matrix_view<const T>{},
+                                       with_sources ? dsource_rows.data() : nullptr,
+                                       with_sources ? dweights.data() : nullptr, sources,
+                                       matrix_view<T>(dv.data(), rows, cols), matrix_view<T>(grad.data(), rows, cols)));
+      CHECK(recurrence_departure(dv.to_host(), want.dv, want.dv_allowance, cols, "dv") == "");
+      CHECK(recurrence_departure(grad.to_host(), want.grad, want.grad_allowance, cols, "grad") == "");
+    }
+  const auto want = expected_transfer(in);
+  device_array<T> dv(in.dv), grad(in.grad);
+  CHECK(cuda::hypergradient_transfer(dstate_rows.size(), dstate_rows.data(), dtransfers.data(), dsource_rows.data(),
+                                     dweights.data(), in.eta, sources, matrix_view<T>(dv.data(), rows, cols),
+                                     matrix_view<T>(grad.data(), rows, cols)));
+  CHECK(recurrence_departure(dv.to_host(), want.dv, want.dv_allowance, cols, "dv") == "");
+  CHECK(recurrence_departure(grad.to_host(), want.grad, want.grad_allowance, cols, "grad") == "");
 }
 
 // ---- activations ------------------------------------------------------------------------------

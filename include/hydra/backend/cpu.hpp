@@ -16,6 +16,7 @@
 #include "hydra/backend/detail/window_argmax.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/core/types.hpp"
+#include "hydra/hypergradient/recurrence.hpp"
 
 namespace hydra {
 
@@ -363,39 +364,27 @@ private:
     return (X - X).sum();
   }
 
-  /// One block of hypergradient_transfer: each element read once and written once (a plain loop
-  /// the compiler vectorises; an Eigen expression would need a copy of the old dv first).
+  /// One block of hypergradient_transfer (recurrence::transfer per element): each element read
+  /// once and written once, the case chosen once per block so the loop vectorises.
   template <class T>
   static void transfer_block(index n, const T* m, bool fresh, T w, T eta, const T* __restrict source,
                              T* __restrict D, T* __restrict G) {
-    const T m0 = m[0], m1 = m[1], m2 = m[2], m3 = m[3], ew = eta * w;
     if (fresh && source == nullptr) {
-      std::fill(D, D + n, T(0));
-      std::fill(G, G + n, T(0));
-    } else if (fresh) {  // written without reading
-      for (index j = 0; j < n; ++j) {
-        D[j] = w * source[j];
-        G[j] = -ew * source[j];
-      }
+      for (index j = 0; j < n; ++j) recurrence::start(D[j], G[j]);
+    } else if (fresh) {
+      for (index j = 0; j < n; ++j) recurrence::start(w, eta, source[j], D[j], G[j]);
     } else if (source == nullptr) {
-      for (index j = 0; j < n; ++j) {
-        const T d = D[j], g = G[j];
-        D[j] = m0 * d + m1 * g;
-        G[j] = m2 * d + m3 * g;
-      }
+      for (index j = 0; j < n; ++j) recurrence::transfer(m, D[j], G[j]);
     } else {
-      for (index j = 0; j < n; ++j) {
-        const T d = D[j], g = G[j], s = source[j];
-        D[j] = m0 * d + m1 * g + w * s;
-        G[j] = m2 * d + m3 * g - ew * s;
-      }
+      for (index j = 0; j < n; ++j) recurrence::transfer(m, w, eta, source[j], D[j], G[j]);
     }
   }
 
 public:
 
   // ---- the hypergradient recurrence ----------------------------------------------------------
-  /// One step of Eq. 35–36 for every row r (one tracked sample) of the states, in one pass:
+  /// One step of Eq. 35–36 (recurrence::step) for every row r (one tracked sample) of the states,
+  /// in one pass, on blocks of coordinates:
   ///   dv_r ← p·dv_r + λ·grad_r + hv_r + weights[r]·sources.row(source_rows[r])
   ///   grad_r ← grad_r − η·dv_r
   /// hv empty means no Hessian term; source_rows[r] < 0 means no gradient term for row r.
@@ -406,6 +395,7 @@ public:
                                    cmatrix<T> sources, matrix_view<T> dv, matrix_view<T> grad) {
     assert(dv.rows == grad.rows && dv.cols == grad.cols);
     constexpr index block = 2048;  // 16 KiB of doubles per state: both stay in L1 for the check
+    const recurrence::step_coefficients<T> c{p, lambda, eta};
     T poison = T(0);
     for (index r = 0; r < dv.rows; ++r) {
       const bool has_source = source_rows != nullptr && source_rows[r] >= 0;
@@ -413,10 +403,12 @@ public:
         const index n = std::min(block, dv.cols - first);
         auto D = Eigen::Map<Vec<T>>(dv.row(r) + first, n).array();
         auto G = Eigen::Map<Vec<T>>(grad.row(r) + first, n).array();
-        if (hv.empty()) D = p * D + lambda * G;
-        else D = p * D + lambda * G + Eigen::Map<const Vec<T>>(hv.row(r) + first, n).array();
-        if (has_source) D += weights[r] * Eigen::Map<const Vec<T>>(sources.row(source_rows[r]) + first, n).array();
-        G -= eta * D;
+        const auto H = Eigen::Map<const Vec<T>>(hv.empty() ? nullptr : hv.row(r) + first, n).array();
+        const auto S = Eigen::Map<const Vec<T>>(has_source ? sources.row(source_rows[r]) + first : nullptr, n).array();
+        if (hv.empty() && !has_source) recurrence::step(c, D, G);
+        else if (hv.empty()) recurrence::step(c, D, G, weights[r] * S);
+        else if (!has_source) recurrence::step(c, D, G, H);
+        else recurrence::step(c, D, G, H, weights[r] * S);
         poison += non_finite_poison(dv.row(r) + first, n) + non_finite_poison(grad.row(r) + first, n);
       }
     }
@@ -440,7 +432,7 @@ public:
     for (index k = 0; k < count; ++k) {
       const index r = state_rows[k];
       const T* m = transfers + 4 * k;
-      const bool fresh = m[0] == T(0) && m[1] == T(0) && m[2] == T(0) && m[3] == T(0);
+      const bool fresh = recurrence::is_fresh(m);
       const T* source = source_rows[k] >= 0 ? sources.row(source_rows[k]) : nullptr;
       const T w = source != nullptr ? weights[k] : T(0);
       for (index first = 0; first < dv.cols; first += block) {

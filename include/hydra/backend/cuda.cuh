@@ -268,16 +268,15 @@ struct cuda {
   static bool hypergradient_update(T p, T lambda, T eta, cmatrix<T> hv, const index* source_rows, const T* weights,
                                    cmatrix<T> sources, matrix_view<T> dv, matrix_view<T> grad) {
     const bool has_hv = !hv.empty();
+    const recurrence::step_coefficients<T> c{p, lambda, eta};
     return !detail::cuda::any_element(
         dv.rows, dv.cols,
         [=] HYDRA_CUDA_LAMBDA(index r, index j) {
-          T d = p * dv.row(r)[j] + lambda * grad.row(r)[j];
-          if (has_hv) d += hv.row(r)[j];
-          if (source_rows != nullptr && source_rows[r] >= 0) d += weights[r] * sources.row(source_rows[r])[j];
-          const T g = grad.row(r)[j] - eta * d;
-          dv.row(r)[j] = d;
-          grad.row(r)[j] = g;
-          return !(d - d == T(0)) || !(g - g == T(0));
+          const bool has_source = source_rows != nullptr && source_rows[r] >= 0;
+          return detail::cuda::update_element(c, has_hv ? hv.row(r) + j : nullptr, has_source,
+                                              has_source ? weights[r] : T(0),
+                                              has_source ? sources.row(source_rows[r])[j] : T(0), dv.row(r)[j],
+                                              grad.row(r)[j]);
         },
         "hypergradient_update");
   }

@@ -1,10 +1,7 @@
 #pragma once
 // Lazy Hessian-free updating. Without the Hessian term, every coordinate of a tracked sample's
-// state x = (dv/dε_i, ∇_i) obeys the same scalar recurrence (the tracker's Eq. 35–36 with H = 0):
-//
-//   x_t = A_t · x_{t−1} + [i ∈ B_t]·w_{t,i}·g_{t,i}·(1, −η_t),    A_t = [[p, λ], [−η_t·p, 1 − η_t·λ]]
-//
-// (dv_t = p·dv + λ·∇ + w·g;  ∇_t = ∇ − η_t·dv_t). So a state needs touching only when its sample
+// state x = (dv/dε_i, ∇_i) obeys x_t = A_t·x_{t−1} + [i ∈ B_t]·w_{t,i}·g_{t,i}·(1, −η_t) with one
+// 2 × 2 matrix A_t per step (recurrence.hpp). So a state needs touching only when its sample
 // is in a batch: bring it from its last touch s to now with the 2 × 2 product A_t ⋯ A_{s+1}, then
 // add the gradient term. transfer_ledger keeps those products, in double, for every last-touch
 // step that still has samples waiting ("groups"), advancing each by one left-multiplication per
@@ -23,23 +20,9 @@
 
 #include "hydra/core/error.hpp"
 #include "hydra/core/types.hpp"
+#include "hydra/hypergradient/recurrence.hpp"
 
 namespace hydra {
-
-/// A 2 × 2 matrix, row-major: {m00, m01, m10, m11}, acting on (dv, ∇).
-using transfer_matrix = std::array<double, 4>;
-
-inline constexpr transfer_matrix identity_transfer{1.0, 0.0, 0.0, 1.0};
-
-/// A_t for momentum p, weight decay λ and learning rate η.
-[[nodiscard]] constexpr transfer_matrix step_transfer(double p, double lambda, double eta) noexcept {
-  return {p, lambda, -eta * p, 1.0 - eta * lambda};
-}
-
-/// a · b.
-[[nodiscard]] constexpr transfer_matrix operator*(const transfer_matrix& a, const transfer_matrix& b) noexcept {
-  return {a[0] * b[0] + a[1] * b[2], a[0] * b[1] + a[1] * b[3], a[2] * b[0] + a[3] * b[2], a[2] * b[1] + a[3] * b[3]};
-}
 
 /// Which transfer brings each tracked state from its last touch to the current step.
 class transfer_ledger {

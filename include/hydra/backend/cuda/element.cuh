@@ -7,6 +7,7 @@
 
 #include "hydra/backend/detail/window_argmax.hpp"
 #include "hydra/core/types.hpp"
+#include "hydra/hypergradient/recurrence.hpp"
 
 namespace hydra::detail::cuda {
 
@@ -129,25 +130,34 @@ HYDRA_HOST_DEVICE inline T window_mean(const pool_geometry& g, const T* image, i
   return T(1) / static_cast<T>(g.window * g.window) * sum;
 }
 
-// ---- the lazy recurrence ----------------------------------------------------------------------
-/// One element of hypergradient_transfer: (d, g) ← m·(d, g) + w·s·(1, −η); a zero m does not
-/// read (d, g), which may be uninitialised. Returns whether either result is not finite.
+// ---- the recurrence (hypergradient/recurrence.hpp) per element ------------------------------
+/// One element of hypergradient_update: recurrence::step with the Hessian and gradient terms that
+/// are present (each branch adds exactly the terms of its case, as hydra::cpu does). Returns
+/// whether either result is not finite.
+template <class T>
+HYDRA_HOST_DEVICE inline bool update_element(const recurrence::step_coefficients<T>& c, const T* hv, bool has_source,
+                                             T w, T s, T& dv, T& grad) {
+  T d = dv, g = grad;  // in registers: dv and grad are device memory the compiler cannot tell apart
+  if (hv == nullptr && !has_source) recurrence::step(c, d, g);
+  else if (hv == nullptr) recurrence::step(c, d, g, w * s);
+  else if (!has_source) recurrence::step(c, d, g, *hv);
+  else recurrence::step(c, d, g, *hv, w * s);
+  dv = d;
+  grad = g;
+  return !(d - d == T(0)) || !(g - g == T(0));
+}
+
+/// One element of hypergradient_transfer: recurrence::transfer by m, with the gradient term w·s
+/// when has_source; a zero m starts the state without reading (d, g), which may be
+/// uninitialised. Returns whether either result is not finite.
 template <class T>
 HYDRA_HOST_DEVICE inline bool transfer_element(const T* m, bool has_source, T w, T eta, T s, T& d, T& g) {
-  const bool fresh = m[0] == T(0) && m[1] == T(0) && m[2] == T(0) && m[3] == T(0);
-  T nd = T(0), ng = T(0);
-  if (!fresh) {
-    const T d0 = d, g0 = g;
-    nd = m[0] * d0 + m[1] * g0;
-    ng = m[2] * d0 + m[3] * g0;
-  }
-  if (has_source) {
-    nd += w * s;
-    ng -= eta * w * s;
-  }
-  d = nd;
-  g = ng;
-  return !(nd - nd == T(0)) || !(ng - ng == T(0));
+  const bool fresh = recurrence::is_fresh(m);
+  if (fresh && !has_source) recurrence::start(d, g);
+  else if (fresh) recurrence::start(w, eta, s, d, g);
+  else if (!has_source) recurrence::transfer(m, d, g);
+  else recurrence::transfer(m, w, eta, s, d, g);
+  return !(d - d == T(0)) || !(g - g == T(0));
 }
 
 } // namespace hydra::detail::cuda

@@ -3,13 +3,8 @@
 // the first largest entry of a window in row-major order, or its first NaN, so that a NaN
 // propagates. hydra::cpu calls it on the host and hydra::cuda's kernels on the device.
 
+#include "hydra/core/host_device.hpp"
 #include "hydra/core/types.hpp"
-
-#if defined(__CUDACC__)
-#define HYDRA_HOST_DEVICE __host__ __device__
-#else
-#define HYDRA_HOST_DEVICE
-#endif
 
 namespace hydra::detail {
 
