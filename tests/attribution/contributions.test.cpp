@@ -8,6 +8,7 @@
 
 #include "hydra/attribution/contributions.hpp"
 #include "hydra/attribution/ranking.hpp"
+#include "hydra/backend/cpu.hpp"
 #include "hydra/hypergradient/tracker.hpp"
 #include "hydra/nn/loss.hpp"
 #include "hydra/nn/models.hpp"

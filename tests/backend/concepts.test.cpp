@@ -17,6 +17,8 @@ using hydra::cpu;
 struct cpu_reexport : private cpu {
   using cpu::name;
   using cpu::host_accessible;
+  using cpu::devices;
+  using cpu::no_device_reason;
   using cpu::buffer;
   using cpu::copy_from_host;
   using cpu::copy_to_host;
@@ -60,6 +62,8 @@ struct cpu_reexport : private cpu {
 struct cpu_without_gemm_batched : private cpu {
   using cpu::name;
   using cpu::host_accessible;
+  using cpu::devices;
+  using cpu::no_device_reason;
   using cpu::buffer;
   using cpu::copy_from_host;
   using cpu::copy_to_host;
@@ -103,6 +107,21 @@ struct cpu_without_count_correct : cpu {
   static void count_correct() = delete;
 };
 
+/// cpu with one recurrence kernel hidden.
+struct cpu_without_hypergradient_transfer : cpu {
+  static void hypergradient_transfer() = delete;
+};
+
+/// cpu with one reduction hidden.
+struct cpu_without_all_finite : cpu {
+  static void all_finite() = delete;
+};
+
+/// cpu that cannot list its devices.
+struct cpu_without_devices : cpu {
+  static void devices() = delete;
+};
+
 /// cpu with one activation kernel hidden.
 struct cpu_without_activation_tangent : cpu {
   static void activation_tangent() = delete;
@@ -117,6 +136,8 @@ struct cpu_without_max_pool_tangent : cpu {
 struct cpu_without_buffer : private cpu {
   using cpu::name;
   using cpu::host_accessible;
+  using cpu::devices;
+  using cpu::no_device_reason;
   using cpu::copy_from_host;
   using cpu::copy_to_host;
   using cpu::gemm;
@@ -172,6 +193,8 @@ struct name_only {
 /// The full operation set but no name.
 struct cpu_without_name : private cpu {
   using cpu::host_accessible;
+  using cpu::devices;
+  using cpu::no_device_reason;
   using cpu::buffer;
   using cpu::copy_from_host;
   using cpu::copy_to_host;
@@ -231,17 +254,27 @@ static_assert(!hydra::Backend<cpu_with_int_dot>);
 static_assert(!hydra::Backend<cpu_without_name>);
 
 // The groups fail where they should: the missing member is in exactly one group.
-static_assert(hydra::detail::backend_memory<cpu_without_gemm_batched, double>);
-static_assert(!hydra::detail::backend_blas<cpu_without_gemm_batched, double>);
-static_assert(hydra::detail::backend_activations<cpu_without_gemm_batched, double>);
-static_assert(hydra::detail::backend_losses<cpu_without_gemm_batched, double>);
-static_assert(hydra::detail::backend_blas<cpu_without_count_correct, float>);
-static_assert(!hydra::detail::backend_losses<cpu_without_count_correct, float>);
-static_assert(!hydra::detail::backend_activations<cpu_without_activation_tangent, float>);
-static_assert(!hydra::detail::backend_memory<cpu_without_buffer, float>);
-static_assert(!hydra::detail::backend_pooling<cpu_without_max_pool_tangent, double>);
-static_assert(hydra::detail::backend_convolutions<cpu_without_max_pool_tangent, double>);
-static_assert(hydra::detail::backend_pooling<cpu_without_gemm_batched, float>);
+static_assert(hydra::BackendStorage<cpu_without_gemm_batched, double>);
+static_assert(!hydra::BackendBlas<cpu_without_gemm_batched, double>);
+static_assert(hydra::BackendElementwise<cpu_without_gemm_batched, double>);
+static_assert(hydra::BackendLosses<cpu_without_gemm_batched, double>);
+static_assert(hydra::BackendRecurrence<cpu_without_gemm_batched, double>);
+static_assert(hydra::BackendBlas<cpu_without_count_correct, float>);
+static_assert(!hydra::BackendLosses<cpu_without_count_correct, float>);
+static_assert(!hydra::BackendElementwise<cpu_without_activation_tangent, float>);
+static_assert(!hydra::BackendStorage<cpu_without_buffer, float>);
+static_assert(!hydra::BackendImages<cpu_without_max_pool_tangent, double>);
+static_assert(hydra::BackendReductions<cpu_without_max_pool_tangent, double>);
+static_assert(hydra::BackendImages<cpu_without_gemm_batched, float>);
+static_assert(!hydra::BackendRecurrence<cpu_without_hypergradient_transfer, double>);
+static_assert(hydra::BackendBlas<cpu_without_hypergradient_transfer, double>);
+static_assert(!hydra::Backend<cpu_without_hypergradient_transfer>);
+static_assert(!hydra::BackendReductions<cpu_without_all_finite, float>);
+static_assert(hydra::BackendElementwise<cpu_without_all_finite, float>);
+static_assert(!hydra::BackendDevices<cpu_without_devices>);
+static_assert(!hydra::Backend<cpu_without_devices>);
+static_assert(hydra::BackendDevices<hydra::cpu>);
+static_assert(!hydra::BackendDevices<name_only>);
 
 // ---- Scalar ----
 static_assert(hydra::Scalar<float>);

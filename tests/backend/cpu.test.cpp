@@ -10,6 +10,7 @@
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <string>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -60,6 +61,18 @@ constexpr std::array<std::pair<transpose, transpose>, 4> all_transposes{{{transp
                                                                           {transpose::yes, transpose::yes}}};
 
 } // namespace
+
+// ---- devices -----------------------------------------------------------------------------------
+
+TEST_CASE("cpu reports the host as its one device, with the physical memory as its bound") {
+  const auto devices = cpu::devices();
+  REQUIRE(devices.size() == 1);
+  CHECK(devices[0].id == "cpu");
+  CHECK(devices[0].name.find("hardware threads") != std::string::npos);
+  CHECK(devices[0].memory_bytes == cpu::memory_available());
+  CHECK(cpu::memory_available() > (std::size_t{1} << 26));  // any machine that builds hydra has 64 MiB
+  CHECK(cpu::no_device_reason().empty());
+}
 
 // ---- memory ------------------------------------------------------------------------------------
 

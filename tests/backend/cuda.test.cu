@@ -263,6 +263,14 @@ TEST_CASE("hydra::cuda: name, host access, and what it reports about devices") {
   // The reason is empty exactly when there is a device.
   CHECK(cuda::no_device_reason().empty() == (devices > 0));
   if (devices == 0) MESSAGE("no CUDA device here: " << cuda::no_device_reason());
+  // devices(): one entry per usable device, as tools list them (hydra-attribute --list-devices).
+  const auto listed = cuda::devices();
+  REQUIRE(static_cast<int>(listed.size()) == devices);
+  for (int k = 0; k < devices; ++k) {
+    CHECK(listed[static_cast<std::size_t>(k)].id == "cuda:" + std::to_string(k));
+    CHECK_FALSE(listed[static_cast<std::size_t>(k)].name.empty());
+    CHECK(listed[static_cast<std::size_t>(k)].memory_bytes > 0);
+  }
 }
 
 TEST_CASE_TEMPLATE("cuda::buffer and the containers reject bad sizes before any CUDA call", T, float, double) {

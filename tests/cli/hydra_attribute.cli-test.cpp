@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/data/npy.hpp"
 #include "hydra/nn/loss.hpp"
 #include "hydra/nn/models.hpp"

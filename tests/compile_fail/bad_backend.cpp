@@ -1,4 +1,5 @@
 // expect: hydra: a backend must declare `static constexpr const char* name`
+#include <hydra/backend/cpu.hpp>
 #include <hydra/nn/dense.hpp>
 #include <hydra/nn/network.hpp>
 #include <hydra/nn/sequential.hpp>

@@ -1,4 +1,5 @@
 // expect: hydra: a layer must provide input_size(), output_size() and parameter_count()
+#include <hydra/backend/cpu.hpp>
 #include <hydra/nn/dense.hpp>
 #include <hydra/nn/sequential.hpp>
 struct not_a_layer {

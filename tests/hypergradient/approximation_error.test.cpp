@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/hypergradient/approximation_error.hpp"
 #include "hydra/hypergradient/tracker.hpp"
 #include "hydra/nn/loss.hpp"

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "hydra/attribution/contributions.hpp"
+#include "hydra/backend/cpu.hpp"
 #include "hydra/hypergradient/tracker.hpp"
 #include "hydra/nn/loss.hpp"
 #include "hydra/nn/models.hpp"

@@ -11,6 +11,7 @@
 #include <functional>
 #include <vector>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/hypergradient/tracker.hpp"
 #include "hydra/nn/loss.hpp"
 #include "hydra/nn/models.hpp"

@@ -7,6 +7,7 @@
 #include <span>
 #include <vector>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/data/batch_order.hpp"
 #include "hydra/data/dataset.hpp"
 #include "hydra/nn/concepts.hpp"

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <vector>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/hypergradient/tracker.hpp"
 #include "hydra/nn/loss.hpp"
 #include "hydra/nn/models.hpp"

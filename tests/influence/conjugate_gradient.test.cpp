@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/influence/conjugate_gradient.hpp"
 #include "hydra/influence/objective.hpp"
 #include "hydra/nn/loss.hpp"

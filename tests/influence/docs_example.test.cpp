@@ -1,5 +1,6 @@
 // The examples of docs/influence.md, compiled and run so that the page cannot drift from the
 // code. Keep the two in sync: the bodies between the markers are the page's examples.
+#include "hydra/backend/cpu.hpp"
 #include "hydra/influence/influence.hpp"
 
 #include <doctest/doctest.h>

@@ -9,6 +9,7 @@
 #include <limits>
 #include <vector>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/influence/influence.hpp"
 #include "hydra/nn/loss.hpp"
 #include "hydra/nn/models.hpp"

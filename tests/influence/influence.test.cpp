@@ -14,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/influence/influence.hpp"
 #include "hydra/nn/loss.hpp"
 #include "hydra/nn/models.hpp"

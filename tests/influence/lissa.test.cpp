@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/influence/lissa.hpp"
 #include "hydra/influence/objective.hpp"
 #include "hydra/nn/loss.hpp"

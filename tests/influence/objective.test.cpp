@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/influence/objective.hpp"
 #include "hydra/nn/loss.hpp"
 #include "hydra/nn/models.hpp"

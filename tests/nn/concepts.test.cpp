@@ -2,6 +2,7 @@
 
 #include <doctest/doctest.h>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/nn/activation.hpp"
 #include "hydra/nn/concepts.hpp"
 #include "hydra/nn/dense.hpp"

@@ -5,6 +5,7 @@
 
 #include <vector>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/nn/dense.hpp"
 #include "hydra/nn/models.hpp"
 

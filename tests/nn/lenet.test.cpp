@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/hypergradient/tracker.hpp"
 #include "hydra/nn/lenet.hpp"
 #include "hydra/nn/loss.hpp"

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/data/batch_order.hpp"
 #include "hydra/data/idx.hpp"
 #include "hydra/nn/lenet.hpp"

@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/nn/loss.hpp"
 #include "support/finite_difference.hpp"
 

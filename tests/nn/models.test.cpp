@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/nn/loss.hpp"
 #include "hydra/nn/models.hpp"
 #include "support/model_checks.hpp"

@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/nn/activation.hpp"
 #include "hydra/nn/conv2d.hpp"
 #include "hydra/nn/dense.hpp"

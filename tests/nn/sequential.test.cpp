@@ -3,6 +3,7 @@
 
 #include <doctest/doctest.h>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/nn/activation.hpp"
 #include "hydra/nn/dense.hpp"
 #include "hydra/nn/loss.hpp"

@@ -9,6 +9,7 @@
 #include <utility>
 #include <vector>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/optim/sgd.hpp"
 #include "support/messages.hpp"
 

@@ -22,6 +22,7 @@
 
 #include <unistd.h>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/core/archive.hpp"
 #include "hydra/data/batch_order.hpp"
 #include "hydra/data/dataset.hpp"

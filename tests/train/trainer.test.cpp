@@ -6,6 +6,7 @@
 #include <cmath>
 #include <vector>
 
+#include "hydra/backend/cpu.hpp"
 #include "hydra/data/batch_order.hpp"
 #include "hydra/data/dataset.hpp"
 #include "hydra/nn/loss.hpp"
@@ -46,7 +47,73 @@ struct recorder {
   void on_epoch_end(const epoch_report& r) { epochs.push_back(r.epoch); }
 };
 
+/// Plain gradient descent w ← w − η·g written as a user would: an update rule and nothing else
+/// (no momentum, weight decay or velocity), which is all training needs of an optimizer.
+struct gradient_descent {
+  using value_type = double;
+  void step(vector_view<double> w, vector_view<const double> g, double eta) {
+    for (index k = 0; k < w.size; ++k) w.data[k] -= eta * g.data[k];
+  }
+};
+
+struct double_cpu_hooks {
+  void before_update(const step_context<double, cpu>&) {}
+  void on_epoch_end(const epoch_report&) {}
+};
+struct float_hook {
+  void after_update(const step_context<float, cpu>&) {}
+};
+struct mutable_context_hook {
+  void before_update(step_context<double, cpu>&) {}
+};
+struct epoch_number_hook {
+  void on_epoch_end(index) {}
+};
+struct no_hooks {};
+
+// A named hook must be callable as the trainer calls it (compile_fail/callback_wrong_signature
+// shows the sentence); a callback may have any subset of hooks, templates included.
+static_assert(Callback<double_cpu_hooks, double, cpu>);
+static_assert(Callback<recorder, double, cpu>);
+static_assert(Callback<recorder, float, cpu>);
+static_assert(Callback<no_hooks, float, cpu>);
+static_assert(Callback<float_hook, float, cpu>);
+static_assert(!Callback<float_hook, double, cpu>);
+static_assert(!Callback<double_cpu_hooks, float, cpu>);
+static_assert(!Callback<mutable_context_hook, double, cpu>);
+static_assert(!Callback<epoch_number_hook, double, cpu>);
+static_assert(Optimizer<gradient_descent> && !LinearizedOptimizer<gradient_descent> &&
+              !CheckpointableOptimizer<gradient_descent>);
+
 } // namespace
+
+TEST_CASE("trainer trains with an update rule that is not SGD, and calls its callbacks' hooks") {
+  const auto data = regression_data();
+  const auto order = batch_order::sequential(data.size(), 4, 2);  // 3 steps per epoch, 6 steps
+  LinearRegression<double> model(2, 1);
+  MeanSquaredError<double> loss;
+  gradient_descent optimizer;
+  constant_schedule schedule(0.05);
+  trainer fit(model, loss, optimizer, schedule, {.progress = progress_mode::never});
+  std::vector<double> w{0.3, -0.2, 0.1};
+  std::vector<double> reference = w;
+  recorder rec;
+  (void)fit.fit(vector_view<double>(w.data(), 3), data, order, nullptr, rec);
+  for (index t = 0; t < order.steps(); ++t) {  // w ← w − η·∇ with the closed-form MSE gradient
+    std::vector<double> g(3, 0.0);
+    for (index i : order.batch(t)) {
+      const auto xi = data.sample(i);
+      const double r = reference[0] * xi[0] + reference[1] * xi[1] + reference[2] - data.target(i)[0];
+      g[0] += 2 * r * xi[0] / 4;
+      g[1] += 2 * r * xi[1] / 4;
+      g[2] += 2 * r / 4;
+    }
+    for (int k = 0; k < 3; ++k) reference[k] -= 0.05 * g[k];
+  }
+  for (int k = 0; k < 3; ++k) CHECK(w[k] == doctest::Approx(reference[k]).epsilon(1e-13));
+  CHECK(rec.before_steps == std::vector<index>{0, 1, 2, 3, 4, 5});
+  CHECK(rec.epochs == std::vector<index>{0, 1});
+}
 
 TEST_CASE("trainer follows an independent SGD loop with momentum, weight decay and a decaying rate") {
   const auto data = regression_data();

@@ -4,15 +4,20 @@
 // set and its exact semantics.
 
 #include <concepts>
+#include <string>
+#include <vector>
 
+#include "hydra/backend/device_info.hpp"
 #include "hydra/core/types.hpp"
 
 namespace hydra {
 
-namespace detail {
-// One requires-expression per group of operations, all instantiated for both scalar types.
+// ---- the operation groups: each a concept a new backend can check on its own ----------------
+// One requires-expression per group, for one scalar type T; Backend asks each for float and double.
+
+/// Memory: an owning buffer<T> and copies between it and the host.
 template <class B, class T>
-concept backend_memory = requires(index n, typename B::template buffer<T>& buf, const T* src, T* dst) {
+concept BackendStorage = requires(index n, typename B::template buffer<T>& buf, const T* src, T* dst) {
   { typename B::template buffer<T>(n) };
   { buf.data() } -> std::same_as<T*>;
   { buf.size() } -> std::convertible_to<index>;
@@ -20,9 +25,10 @@ concept backend_memory = requires(index n, typename B::template buffer<T>& buf, 
   B::copy_to_host(src, n, dst);
 };
 
+/// BLAS levels 1 and 3 on views: gemm, batched gemm, axpy, scal, copy, fill, dot.
 template <class B, class T>
-concept backend_blas = requires(T a, matrix_view<const T> ca, matrix_view<T> m, vector_view<const T> cx,
-                                vector_view<T> x, index n) {
+concept BackendBlas = requires(T a, matrix_view<const T> ca, matrix_view<T> m, vector_view<const T> cx,
+                               vector_view<T> x, index n) {
   B::gemm(transpose::no, transpose::yes, a, ca, ca, a, m);
   B::gemm_batched(transpose::no, transpose::yes, a, ca, n, ca, n, a, m, n, n);
   B::axpy(a, cx, x);
@@ -32,13 +38,36 @@ concept backend_blas = requires(T a, matrix_view<const T> ca, matrix_view<T> m, 
   B::fill(a, x);
   B::fill(a, m);
   { B::dot(cx, cx) } -> std::same_as<T>;
+};
+
+/// Reductions: sums, column sums (plain and per batch of rows), the finiteness check.
+template <class B, class T>
+concept BackendReductions = requires(T a, matrix_view<const T> ca, matrix_view<T> m, vector_view<const T> cx,
+                                     vector_view<T> x, index n) {
   { B::sum(cx) } -> std::same_as<T>;
-  B::add_row_vector(cx, m);
-  B::add_row_vectors(ca, m);
   B::column_sums(a, ca, a, x);
   B::column_sums_batched(a, ca, n, m);
-  B::row_outer_products(ca, ca, m);
   { B::all_finite(cx) } -> std::same_as<bool>;
+};
+
+/// Element-wise and broadcast operations: bias rows, outer products, the activations and their
+/// first and second derivatives.
+template <class B, class T>
+concept BackendElementwise = requires(activation f, matrix_view<const T> ca, matrix_view<T> m,
+                                      vector_view<const T> cx) {
+  B::add_row_vector(cx, m);
+  B::add_row_vectors(ca, m);
+  B::row_outer_products(ca, ca, m);
+  B::activation_forward(f, ca, m);
+  B::activation_backward(f, ca, ca, ca, m);
+  B::activation_tangent(f, ca, ca, ca, m);
+  B::activation_second_backward(f, ca, ca, ca, ca, ca, m);
+};
+
+/// The hypergradient recurrence (hypergradient/recurrence.hpp): the eager step of every state and
+/// the lazy transfer of listed states, each reporting whether all it wrote is finite.
+template <class B, class T>
+concept BackendRecurrence = requires(T a, matrix_view<const T> ca, matrix_view<T> m, index n) {
   {
     B::hypergradient_update(a, a, a, ca, static_cast<const index*>(nullptr), static_cast<const T*>(nullptr), ca, m, m)
   } -> std::same_as<bool>;
@@ -48,33 +77,24 @@ concept backend_blas = requires(T a, matrix_view<const T> ca, matrix_view<T> m, 
   } -> std::same_as<bool>;
 };
 
+/// Image layout for convolutions and pooling: im2col/col2im, axis swaps, max and average pooling.
 template <class B, class T>
-concept backend_convolutions = requires(const conv_geometry& g, matrix_view<const T> c, matrix_view<T> m, index n) {
-  B::im2col(g, c, m);
-  B::col2im(g, c, m);
-  B::swap_leading_axes(c, n, n, m);
+concept BackendImages = requires(const conv_geometry& cg, const pool_geometry& pg, matrix_view<const T> ca,
+                                 matrix_view<T> m, index n) {
+  B::im2col(cg, ca, m);
+  B::col2im(cg, ca, m);
+  B::swap_leading_axes(ca, n, n, m);
+  B::max_pool_forward(pg, ca, m);
+  B::max_pool_backward(pg, ca, ca, m);
+  B::max_pool_tangent(pg, ca, ca, m);
+  B::avg_pool_forward(pg, ca, m);
+  B::avg_pool_backward(pg, ca, m);
 };
 
+/// The loss kernels: softmax cross-entropy and squared error with their derivatives, accuracy.
 template <class B, class T>
-concept backend_pooling = requires(const pool_geometry& g, matrix_view<const T> c, matrix_view<T> m) {
-  B::max_pool_forward(g, c, m);
-  B::max_pool_backward(g, c, c, m);
-  B::max_pool_tangent(g, c, c, m);
-  B::avg_pool_forward(g, c, m);
-  B::avg_pool_backward(g, c, m);
-};
-
-template <class B, class T>
-concept backend_activations = requires(activation f, matrix_view<const T> c, matrix_view<T> m) {
-  B::activation_forward(f, c, m);
-  B::activation_backward(f, c, c, c, m);
-  B::activation_tangent(f, c, c, c, m);
-  B::activation_second_backward(f, c, c, c, c, c, m);
-};
-
-template <class B, class T>
-concept backend_losses = requires(matrix_view<const T> c, matrix_view<T> m, const label_type* y, vector_view<T> x,
-                                  T s) {
+concept BackendLosses = requires(matrix_view<const T> c, matrix_view<T> m, const label_type* y, vector_view<T> x,
+                                 T s) {
   B::softmax_cross_entropy(c, y, m, x);
   B::softmax_cross_entropy_gradient(c, y, s, m);
   B::softmax_cross_entropy_hessian_product(c, c, s, m);
@@ -82,20 +102,28 @@ concept backend_losses = requires(matrix_view<const T> c, matrix_view<T> m, cons
   B::squared_error_gradient(c, y, c, s, m);
   { B::count_correct(c, y) } -> std::convertible_to<index>;
 };
+
+/// What a backend says about itself: its name, whether the host may read its memory, and the
+/// devices it can run on (tools list them; none is an empty list with no_device_reason() saying why).
+template <class B>
+concept BackendDevices = requires {
+  { B::name } -> std::convertible_to<const char*>;
+  { B::host_accessible } -> std::convertible_to<bool>;
+  { B::devices() } -> std::same_as<std::vector<device_info>>;
+  { B::no_device_reason() } -> std::same_as<std::string>;
+};
+
+namespace detail {
+template <class B, class T>
+concept backend_operations = BackendStorage<B, T> && BackendBlas<B, T> && BackendReductions<B, T> &&
+                             BackendElementwise<B, T> && BackendRecurrence<B, T> && BackendImages<B, T> &&
+                             BackendLosses<B, T>;
 } // namespace detail
 
 /// A Backend owns memory (`buffer<T>`) and provides the operation set of docs/backend.md for
-/// float and double.
+/// float and double: every group above.
 template <class B>
-concept Backend = requires {
-  { B::name } -> std::convertible_to<const char*>;
-  { B::host_accessible } -> std::convertible_to<bool>;
-} && detail::backend_memory<B, float> && detail::backend_memory<B, double> && detail::backend_blas<B, float> &&
-                  detail::backend_blas<B, double> && detail::backend_convolutions<B, float> &&
-                  detail::backend_convolutions<B, double> && detail::backend_pooling<B, float> &&
-                  detail::backend_pooling<B, double> && detail::backend_activations<B, float> &&
-                  detail::backend_activations<B, double> && detail::backend_losses<B, float> &&
-                  detail::backend_losses<B, double>;
+concept Backend = BackendDevices<B> && detail::backend_operations<B, float> && detail::backend_operations<B, double>;
 
 /// `static_assert(hydra::check_backend<B>())`: one sentence per missing group of operations.
 template <class B>
@@ -103,21 +131,29 @@ consteval bool check_backend() {
   static_assert(requires { B::name; B::host_accessible; },
                 "hydra: a backend must declare `static constexpr const char* name` and `static constexpr bool "
                 "host_accessible`; see docs/backend.md, section 'How to add a backend'.");
-  static_assert(detail::backend_memory<B, float> && detail::backend_memory<B, double>,
-                "hydra: a backend must provide buffer<T> and copy_from_host/copy_to_host for float and double; see "
-                "docs/backend.md.");
-  static_assert(detail::backend_blas<B, float> && detail::backend_blas<B, double>,
-                "hydra: a backend must provide the BLAS-like operations of docs/backend.md (gemm, gemm_batched, axpy, "
-                "...) for float and double.");
-  static_assert(detail::backend_convolutions<B, float> && detail::backend_convolutions<B, double>,
-                "hydra: a backend must provide im2col, col2im and swap_leading_axes of docs/backend.md.");
-  static_assert(detail::backend_pooling<B, float> && detail::backend_pooling<B, double>,
-                "hydra: a backend must provide the pooling kernels of docs/backend.md (max_pool_forward, "
-                "max_pool_backward, max_pool_tangent, avg_pool_forward, avg_pool_backward).");
-  static_assert(detail::backend_activations<B, float> && detail::backend_activations<B, double>,
-                "hydra: a backend must provide the four activation operations of docs/backend.md.");
-  static_assert(detail::backend_losses<B, float> && detail::backend_losses<B, double>,
-                "hydra: a backend must provide the loss kernels of docs/backend.md.");
+  static_assert(BackendDevices<B>,
+                "hydra: a backend must provide `static std::vector<hydra::device_info> devices()` and `static "
+                "std::string no_device_reason()` (hydra::BackendDevices); see docs/backend.md.");
+  static_assert(BackendStorage<B, float> && BackendStorage<B, double>,
+                "hydra: a backend must provide buffer<T> and copy_from_host/copy_to_host for float and double "
+                "(hydra::BackendStorage); see docs/backend.md.");
+  static_assert(BackendBlas<B, float> && BackendBlas<B, double>,
+                "hydra: a backend must provide the BLAS operations of docs/backend.md (gemm, gemm_batched, axpy, "
+                "scal, copy, fill, dot) for float and double (hydra::BackendBlas).");
+  static_assert(BackendReductions<B, float> && BackendReductions<B, double>,
+                "hydra: a backend must provide sum, column_sums, column_sums_batched and all_finite of "
+                "docs/backend.md (hydra::BackendReductions).");
+  static_assert(BackendElementwise<B, float> && BackendElementwise<B, double>,
+                "hydra: a backend must provide add_row_vector(s), row_outer_products and the four activation "
+                "operations of docs/backend.md (hydra::BackendElementwise).");
+  static_assert(BackendRecurrence<B, float> && BackendRecurrence<B, double>,
+                "hydra: a backend must provide hypergradient_update and hypergradient_transfer of docs/backend.md "
+                "(hydra::BackendRecurrence; the arithmetic is hypergradient/recurrence.hpp's).");
+  static_assert(BackendImages<B, float> && BackendImages<B, double>,
+                "hydra: a backend must provide im2col, col2im, swap_leading_axes and the pooling kernels of "
+                "docs/backend.md (hydra::BackendImages).");
+  static_assert(BackendLosses<B, float> && BackendLosses<B, double>,
+                "hydra: a backend must provide the loss kernels of docs/backend.md (hydra::BackendLosses).");
   return true;
 }
 

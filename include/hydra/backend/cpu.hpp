@@ -7,11 +7,17 @@
 #include <cstring>
 #include <limits>
 #include <new>
+#include <string>
+#include <thread>
 #include <type_traits>
 #include <utility>
+#include <vector>
+
+#include <unistd.h>
 
 #include <Eigen/Core>
 
+#include "hydra/backend/concepts.hpp"
 #include "hydra/backend/detail/owning_buffer.hpp"
 #include "hydra/backend/detail/window_argmax.hpp"
 #include "hydra/core/error.hpp"
@@ -30,6 +36,22 @@ struct cpu {
 
   static constexpr const char* name = "cpu";
   static constexpr bool host_accessible = true;
+
+  // ---- devices -----------------------------------------------------------------------------
+  /// The host, as one device.
+  [[nodiscard]] static std::vector<device_info> devices() {
+    return {{"cpu", "host (" + std::to_string(std::thread::hardware_concurrency()) + " hardware threads)",
+             memory_available()}};
+  }
+  /// Always "": the host is always there.
+  [[nodiscard]] static std::string no_device_reason() { return {}; }
+  /// The host's physical memory in bytes (the tracker's default bound for its states).
+  [[nodiscard]] static std::size_t memory_available() {
+    const long pages = ::sysconf(_SC_PHYS_PAGES);
+    const long page = ::sysconf(_SC_PAGE_SIZE);
+    return pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page)
+                                 : static_cast<std::size_t>(-1);
+  }
 
   /// Where cpu::buffer's bytes come from: 64-byte aligned host memory, zeroed.
   struct memory {

@@ -9,6 +9,7 @@
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #include "hydra/backend/concepts.hpp"
 #include "hydra/backend/detail/owning_buffer.hpp"
@@ -36,6 +37,15 @@ struct cuda {
   [[nodiscard]] static int device_count() noexcept { return detail::cuda::device_count(); }
   /// Why device_count() is 0, in the runtime's words ("" when a device is there).
   [[nodiscard]] static std::string no_device_reason() { return detail::cuda::no_device_reason(); }
+  /// Every usable device: "cuda:K" with the runtime's name for it and its total memory.
+  [[nodiscard]] static std::vector<device_info> devices() {
+    std::vector<device_info> out;
+    for (int k = 0; k < device_count(); ++k) {
+      auto [device_name, memory] = detail::cuda::device_properties(k);
+      out.push_back({"cuda:" + std::to_string(k), std::move(device_name), memory});
+    }
+    return out;
+  }
   /// Free memory of the current device in bytes (the tracker's default bound for its states).
   [[nodiscard]] static std::size_t memory_available() { return detail::cuda::memory_available(); }
   /// Waits for everything this thread has enqueued.

@@ -7,7 +7,8 @@
 //   ∇_{t,i}   = ∇_{t−1,i} − η_t·dv_t/dε_i
 //
 // with g_{t,i} the gradient of sample i's loss at w_{t−1} and H_t the Hessian of the mean batch
-// loss (no weight decay) there. The Exact policy computes H_t∇ for all tracked samples in batched
+// loss (no weight decay) there; the arithmetic is recurrence.hpp's, run by the backend's kernels
+// on inputs staged by staging.hpp, with states sized by state_budget.hpp. The Exact policy computes H_t∇ for all tracked samples in batched
 // Hessian-vector products, chunked to a memory bound; HessianFree drops the term.
 //
 // HessianFree is updated lazily by default (transfer.hpp): a state is touched only when its sample
@@ -25,11 +26,11 @@
 #include <string>
 #include <vector>
 
-#include <unistd.h>
-
 #include "hydra/core/error.hpp"
 #include "hydra/core/tensor.hpp"
 #include "hydra/hypergradient/policy.hpp"
+#include "hydra/hypergradient/staging.hpp"
+#include "hydra/hypergradient/state_budget.hpp"
 #include "hydra/hypergradient/state_store.hpp"
 #include "hydra/hypergradient/transfer.hpp"
 #include "hydra/nn/concepts.hpp"
@@ -73,12 +74,6 @@ struct lean_projection {
   matrix_view<const T> directions;
 };
 
-/// Bytes of the two states for n tracked samples of a model with P parameters.
-template <Scalar T>
-[[nodiscard]] constexpr double hypergradient_state_bytes(index n, index parameters) noexcept {
-  return 2.0 * static_cast<double>(n) * static_cast<double>(parameters) * sizeof(T);
-}
-
 template <class M, class L, HypergradientPolicy Policy = HessianFree>
 class hypergradient_tracker {
   static_assert(check_model<M>());
@@ -120,16 +115,8 @@ public:
     index_tracked_samples();
     const index n = tracked_count();
     const index width = state_width();
-    const double bytes = hypergradient_state_bytes<T>(n, width);
     if (options_.state_directory.empty()) {
-      const double limit =
-          static_cast<double>(options_.state_memory_limit > 0 ? options_.state_memory_limit : physical_memory());
-      if (bytes > limit)
-        throw allocation_error("hypergradient_tracker: tracking " + std::to_string(n) + " samples with " +
-                               std::to_string(width) + " values each needs " +
-                               std::to_string(static_cast<long long>(bytes)) + " bytes for the two states, more than the " +
-                               std::to_string(static_cast<long long>(limit)) +
-                               " bytes available; track fewer samples, use lean mode or a state directory");
+      check_state_budget<T, B>(n, width, options_.state_memory_limit);
       states_ = state_store<T, B>(n, width);
     } else if constexpr (B::host_accessible) {
       states_ = state_store<T, B>(options_.state_directory, n, width);
@@ -138,27 +125,22 @@ public:
                              "backend's memory cannot be mapped to a file");
     }
     ledger_ = transfer_ledger(n);
-    source_rows_host_.assign(static_cast<std::size_t>(n), -1);
-    weights_host_.assign(static_cast<std::size_t>(n), T(0));
-    if (!lazy_) {  // filled before each read (eager_step)
-      source_rows_ = typename B::template buffer<index>(n);
-      weights_ = typename B::template buffer<T>(n);
-    }
+    marks_ = detail::batch_marks<T, B>(n, /*device_copies=*/!lazy_);
   }
 
-  /// Reads p and λ from the optimizer that the trainer steps.
+  /// Reads p and λ from the linear map of the optimizer's step (LinearizedOptimizer).
   template <class O>
     requires OptimizerFor<O, typename M::scalar_type>
   hypergradient_tracker(M& model, L& loss, const O& optimizer, std::vector<index> tracked, index training_set_size,
                         tracker_options options = {})
-      : hypergradient_tracker(model, loss, std::move(tracked), training_set_size, optimizer.momentum(),
-                              optimizer.weight_decay(), std::move(options)) {}
+      : hypergradient_tracker(model, loss, optimizer, std::move(tracked), training_set_size, lean_projection<T>{},
+                              std::move(options)) {}
   template <class O>
     requires OptimizerFor<O, typename M::scalar_type>
   hypergradient_tracker(M& model, L& loss, const O& optimizer, std::vector<index> tracked, index training_set_size,
                         lean_projection<T> lean, tracker_options options = {})
-      : hypergradient_tracker(model, loss, std::move(tracked), training_set_size, optimizer.momentum(),
-                              optimizer.weight_decay(), lean, std::move(options)) {}
+      : hypergradient_tracker(model, loss, std::move(tracked), training_set_size, linear_map(optimizer).p,
+                              linear_map(optimizer).lambda, lean, std::move(options)) {}
 
   /// The trainer hook: one step of the recurrence at w_{t−1} = ctx.parameters.
   void before_update(const step_context<T, B>& ctx) {
@@ -268,6 +250,13 @@ public:
   }
 
 private:
+  template <class O>
+  static recurrence::step_coefficients<T> linear_map(const O& optimizer) {
+    static_assert(check_linearized_optimizer<O>());
+    if constexpr (LinearizedOptimizer<O>) return optimizer.step_coefficients(T(0));  // p and λ; η_t per step
+    else return {};
+  }
+
   bool resolve_update_mode(update_mode m) const {
     if (m == update_mode::eager) return false;
     if constexpr (Policy::hessian_aware) {
@@ -338,17 +327,6 @@ private:
                              ": a lean tracker carries only the projections; read projections()");
   }
 
-  /// The memory the states may fill: the backend's own (a device's free memory) when it says,
-  /// else the host's physical memory.
-  static std::size_t physical_memory() {
-    if constexpr (requires { { B::memory_available() } -> std::convertible_to<std::size_t>; })
-      return B::memory_available();
-    const long pages = ::sysconf(_SC_PHYS_PAGES);
-    const long page = ::sysconf(_SC_PAGE_SIZE);
-    return pages > 0 && page > 0 ? static_cast<std::size_t>(pages) * static_cast<std::size_t>(page)
-                                 : static_cast<std::size_t>(-1);
-  }
-
   /// Per-sample gradients of the batch at w_{t−1}; in lean mode their projections (B × M).
   matrix_view<const T> gradient_sources(const step_context<T, B>& ctx) {
     per_sample_.resize(static_cast<index>(ctx.batch.size()), model_.parameter_count());
@@ -362,14 +340,11 @@ private:
 
   void eager_step(const step_context<T, B>& ctx) {
     const index n = tracked_count();
-    const bool sources = mark_batch(ctx.batch);
-    if (sources) {  // the whole arrays in two copies: on a device, far cheaper than two per marked row
-      B::copy_from_host(source_rows_host_.data(), n, source_rows_.data());
-      B::copy_from_host(weights_host_.data(), n, weights_.data());
-    }
+    const bool sources = marks_.mark(ctx.batch, row_of_, N_);
+    if (sources) marks_.upload();  // the whole arrays in two copies: on a device, far cheaper than two per row
     const auto source_matrix = sources ? gradient_sources(ctx) : matrix_view<const T>{};
-    const index* rows = sources ? source_rows_.data() : nullptr;
-    const T* weights = sources ? weights_.data() : nullptr;
+    const index* rows = sources ? marks_.device_source_rows() : nullptr;
+    const T* weights = sources ? marks_.device_weights() : nullptr;
     const T eta = ctx.learning_rate;
     auto dv = states_.momentum_derivatives();
     auto grad = states_.hypergradients();
@@ -388,7 +363,7 @@ private:
     } else {
       finite = B::hypergradient_update(p_, lambda_, eta, matrix_view<const T>{}, rows, weights, source_matrix, dv, grad);
     }
-    unmark_batch();
+    marks_.clear();
     if (!finite && options_.check_finite) report_non_finite(ctx.step, all_rows());
   }
 
@@ -397,20 +372,21 @@ private:
   void lazy_step(const step_context<T, B>& ctx) {
     ledger_.advance(step_transfer(static_cast<double>(p_), static_cast<double>(lambda_),
                                   static_cast<double>(ctx.learning_rate)));
-    if (!mark_batch(ctx.batch)) return;
+    if (!marks_.mark(ctx.batch, row_of_, N_)) return;
     const auto sources = gradient_sources(ctx);
-    const auto count = static_cast<index>(marked_.size());
-    stage(count);
+    const auto& marked = marks_.marked();
+    const auto count = static_cast<index>(marked.size());
+    staging_.reset(count);
     for (index k = 0; k < count; ++k) {
-      const index r = marked_[static_cast<std::size_t>(k)];
-      stage_row(k, r, ledger_.pending(r), source_rows_host_[static_cast<std::size_t>(r)],
-                weights_host_[static_cast<std::size_t>(r)]);
+      const index r = marked[static_cast<std::size_t>(k)];
+      staging_.set_row(k, r, ledger_.pending(r), marks_.source_row(r), marks_.weight(r));
     }
-    const bool finite = apply_staged(count, ctx.learning_rate, sources);
-    for (const index r : marked_) states_.release(r, 1);
-    ledger_.touch(marked_);
-    if (!finite && options_.check_finite) report_non_finite(ctx.step, marked_);
-    unmark_batch();
+    const bool finite = staging_.apply(count, ctx.learning_rate, sources, states_.momentum_derivatives(),
+                                       states_.hypergradients());
+    for (const index r : marked) states_.release(r, 1);
+    ledger_.touch(marked);
+    if (!finite && options_.check_finite) report_non_finite(ctx.step, marked);
+    marks_.clear();
   }
 
   /// Brings every lazily updated state to the current step, in chunks of rows.
@@ -421,80 +397,21 @@ private:
     bool finite = true;
     for (index first = 0; first < n; first += chunk) {
       const index end = std::min(n, first + chunk);
-      stage(end - first);
+      staging_.reset(end - first);
       index count = 0;
       for (index r = first; r < end; ++r) {
         const auto m = ledger_.pending(r);
         if (m == identity_transfer) continue;
-        stage_row(count, r, m, -1, T(0));
+        staging_.set_row(count, r, m, -1, T(0));
         ++count;
       }
-      finite &= apply_staged(count, T(0), matrix_view<const T>{});
+      finite &= staging_.apply(count, T(0), matrix_view<const T>{}, states_.momentum_derivatives(),
+                               states_.hypergradients());
       states_.release(first, end - first);
     }
     ledger_.mark_all_current();
     synchronized_at_ = steps_;
     if (!finite && options_.check_finite) report_non_finite(steps_ - 1, all_rows());
-  }
-
-  /// Room for up to `capacity` rows of lazy-update inputs, packed into two host arrays so that
-  /// they reach the backend in two copies: indices = [state rows | source rows] and
-  /// values = [2 × 2 transfers | weights], each part `capacity` rows long.
-  void stage(index capacity) {
-    staged_capacity_ = capacity;
-    staged_indices_.resize(2 * static_cast<std::size_t>(capacity));
-    staged_values_.resize(5 * static_cast<std::size_t>(capacity));
-  }
-  void stage_row(index k, index r, const transfer_matrix& m, index source, T weight) {
-    const auto c = static_cast<std::size_t>(staged_capacity_), i = static_cast<std::size_t>(k);
-    staged_indices_[i] = r;
-    staged_indices_[c + i] = source;
-    for (std::size_t e = 0; e < 4; ++e) staged_values_[4 * i + e] = static_cast<T>(m[e]);
-    staged_values_[4 * c + i] = weight;
-  }
-  /// Uploads the staged arrays and applies the first `count` rows of them.
-  bool apply_staged(index count, T eta, matrix_view<const T> sources) {
-    if (count == 0) return true;
-    const index c = staged_capacity_;
-    if (device_indices_.size() < 2 * c) {
-      device_indices_ = typename B::template buffer<index>(2 * c);
-      device_values_ = typename B::template buffer<T>(5 * c);
-    }
-    B::copy_from_host(staged_indices_.data(), 2 * c, device_indices_.data());
-    B::copy_from_host(staged_values_.data(), 5 * c, device_values_.data());
-    const index* indices = device_indices_.data();
-    const T* values = device_values_.data();
-    return B::hypergradient_transfer(count, indices, values, indices + c, values + 4 * c, eta, sources,
-                                     states_.momentum_derivatives(), states_.hypergradients());
-  }
-
-  /// Sets each tracked in-batch sample's gradient source (its first position in the batch) and
-  /// weight N/|B_t| times its multiplicity, in marked_ (order of first appearance); returns
-  /// whether any tracked sample is in the batch.
-  bool mark_batch(std::span<const index> batch) {
-    const T scale = static_cast<T>(N_) / static_cast<T>(batch.size());
-    for (std::size_t k = 0; k < batch.size(); ++k) {
-      const index i = batch[k];
-      if (i < 0 || i >= N_)
-        throw invalid_argument("hypergradient_tracker: batch index " + std::to_string(i) + " is outside [0, " +
-                               std::to_string(N_) + ")");
-      const index r = row_of_[static_cast<std::size_t>(i)];
-      if (r < 0) continue;
-      auto& row = source_rows_host_[static_cast<std::size_t>(r)];
-      if (row < 0) {
-        row = static_cast<index>(k);
-        marked_.push_back(r);
-      }
-      weights_host_[static_cast<std::size_t>(r)] += scale;
-    }
-    return !marked_.empty();
-  }
-  void unmark_batch() {
-    for (index r : marked_) {
-      source_rows_host_[static_cast<std::size_t>(r)] = -1;
-      weights_host_[static_cast<std::size_t>(r)] = T(0);
-    }
-    marked_.clear();
   }
 
   /// Directions per Hessian-vector-product call so that the workspace stays within the bound.
@@ -544,19 +461,8 @@ private:
   matrix<T, B> per_sample_;
   matrix<T, B> projected_;
   matrix<T, B> products_;
-  // the batch's tracked rows: first position in the batch and weight (host, one per tracked row)
-  std::vector<index> source_rows_host_;
-  std::vector<T> weights_host_;
-  std::vector<index> marked_;
-  // eager: the same in backend memory
-  typename B::template buffer<index> source_rows_;
-  typename B::template buffer<T> weights_;
-  // lazy: the rows of one hypergradient_transfer call, staged on the host, then in backend memory
-  index staged_capacity_ = 0;
-  std::vector<index> staged_indices_;  // laid out by stage()
-  std::vector<T> staged_values_;
-  typename B::template buffer<index> device_indices_;
-  typename B::template buffer<T> device_values_;
+  detail::batch_marks<T, B> marks_;        // the batch's tracked rows (sources, weights)
+  detail::transfer_staging<T, B> staging_;  // lazy: the rows of one hypergradient_transfer call
   index steps_ = 0;
 };
 

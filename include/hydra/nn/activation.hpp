@@ -6,13 +6,13 @@
 #include <string>
 
 #include "hydra/backend/concepts.hpp"
-#include "hydra/backend/cpu.hpp"
+#include "hydra/backend/fwd.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/core/types.hpp"
 
 namespace hydra {
 
-template <Scalar T, Backend B = cpu>
+template <Scalar T, Backend B = default_backend>
 class Activation {
 public:
   using scalar_type = T;
@@ -56,15 +56,15 @@ private:
   index width_;
 };
 
-template <Scalar T, Backend B = cpu>
+template <Scalar T, Backend B = default_backend>
 struct ReLU : Activation<T, B> {
   explicit ReLU(index width = 0) : Activation<T, B>(activation::relu, width) {}
 };
-template <Scalar T, Backend B = cpu>
+template <Scalar T, Backend B = default_backend>
 struct Tanh : Activation<T, B> {
   explicit Tanh(index width = 0) : Activation<T, B>(activation::tanh, width) {}
 };
-template <Scalar T, Backend B = cpu>
+template <Scalar T, Backend B = default_backend>
 struct Sigmoid : Activation<T, B> {
   explicit Sigmoid(index width = 0) : Activation<T, B>(activation::sigmoid, width) {}
 };

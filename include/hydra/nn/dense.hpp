@@ -6,13 +6,13 @@
 #include <string>
 
 #include "hydra/backend/concepts.hpp"
-#include "hydra/backend/cpu.hpp"
+#include "hydra/backend/fwd.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/core/types.hpp"
 
 namespace hydra {
 
-template <Scalar T, Backend B = cpu>
+template <Scalar T, Backend B = default_backend>
 class Dense {
 public:
   using scalar_type = T;

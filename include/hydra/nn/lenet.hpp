@@ -15,11 +15,11 @@
 
 namespace hydra {
 
-template <Scalar T, Backend B = cpu>
+template <Scalar T, Backend B = default_backend>
 using lenet5_layers = Sequential<Conv2d<T, B>, ReLU<T, B>, MaxPool2d<T, B>, Conv2d<T, B>, ReLU<T, B>, MaxPool2d<T, B>,
                                  Flatten<T, B>, Dense<T, B>, ReLU<T, B>, Dense<T, B>, ReLU<T, B>, Dense<T, B>>;
 
-template <Scalar T, Backend B = cpu>
+template <Scalar T, Backend B = default_backend>
 class LeNet5 : public lenet5_layers<T, B> {
 public:
   static constexpr index parameters = 61706;

@@ -3,7 +3,7 @@
 // per-sample losses ℓ(z_b, y_b); models average them over the batch (docs/conventions.md).
 
 #include "hydra/backend/concepts.hpp"
-#include "hydra/backend/cpu.hpp"
+#include "hydra/backend/fwd.hpp"
 #include "hydra/core/tensor.hpp"
 #include "hydra/nn/concepts.hpp"
 
@@ -11,7 +11,7 @@ namespace hydra {
 
 /// ℓ(z, y) = −log softmax(z)_y = logsumexp(z) − z_y, computed with the max shift so it stays finite
 /// for large logits. Same as torch.nn.CrossEntropyLoss per sample.
-template <Scalar T, Backend B = cpu>
+template <Scalar T, Backend B = default_backend>
 class SoftmaxCrossEntropy {
 public:
   using scalar_type = T;
@@ -49,7 +49,7 @@ private:
 
 /// ℓ(z, y) = (1/C) · ‖z − y‖², the per-sample part of torch.nn.MSELoss(reduction='mean'), where y
 /// is the sample's target row or, for classification data, the one-hot encoding of its label.
-template <Scalar T, Backend B = cpu>
+template <Scalar T, Backend B = default_backend>
 class MeanSquaredError {
 public:
   using scalar_type = T;

@@ -15,14 +15,14 @@
 namespace hydra {
 
 /// y = x Wᵀ + b with `outputs` real outputs.
-template <Scalar T, Backend B = cpu>
+template <Scalar T, Backend B = default_backend>
 class LinearRegression : public Sequential<Dense<T, B>> {
 public:
   LinearRegression(index inputs, index outputs) : Sequential<Dense<T, B>>(Dense<T, B>(inputs, outputs)) {}
 };
 
 /// Multinomial logistic regression: logits = x Wᵀ + b over `classes` classes.
-template <Scalar T, Backend B = cpu>
+template <Scalar T, Backend B = default_backend>
 class SoftmaxRegression : public Sequential<Dense<T, B>> {
 public:
   SoftmaxRegression(index inputs, index classes) : Sequential<Dense<T, B>>(Dense<T, B>(inputs, classes)) {}
@@ -62,7 +62,7 @@ layer_vector<Dense<T, B>, Activation<T, B>> mlp_layers(index inputs, const std::
 
 /// Dense(inputs, h1) → f → Dense(h1, h2) → f → … → Dense(h_last, outputs). With no hidden layers
 /// it is a single Dense layer.
-template <Scalar T, Backend B = cpu>
+template <Scalar T, Backend B = default_backend>
 class Mlp : public basic_network<T, B, detail::layer_vector<Dense<T, B>, Activation<T, B>>> {
   using base = basic_network<T, B, detail::layer_vector<Dense<T, B>, Activation<T, B>>>;
 

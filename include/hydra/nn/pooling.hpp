@@ -10,7 +10,7 @@
 #include <string>
 
 #include "hydra/backend/concepts.hpp"
-#include "hydra/backend/cpu.hpp"
+#include "hydra/backend/fwd.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/core/types.hpp"
 
@@ -51,7 +51,7 @@ protected:
 } // namespace detail
 
 /// Max over each window; gradients go to the first maximum of the window in row-major order.
-template <Scalar T, Backend B = cpu>
+template <Scalar T, Backend B = default_backend>
 class MaxPool2d : public detail::pooling_base {
 public:
   using scalar_type = T;
@@ -79,7 +79,7 @@ public:
 };
 
 /// Mean over each window.
-template <Scalar T, Backend B = cpu>
+template <Scalar T, Backend B = default_backend>
 class AvgPool2d : public detail::pooling_base {
 public:
   using scalar_type = T;

@@ -1,14 +1,18 @@
 #pragma once
-// What the trainer and the hypergradient engine require of an optimizer (hydra::Optimizer) and of
-// a learning-rate schedule (hydra::LearningRateSchedule), plus the two plain structs that cross
-// the schedule interface: epoch_metrics (what a schedule sees after each epoch) and
-// schedule_state (what a checkpoint stores). See docs/optim.md.
+// What training requires of an optimizer (hydra::Optimizer: an update rule with state), what the
+// hypergradient recurrence requires of it (hydra::LinearizedOptimizer: the linear map one step
+// applies to a state (dv, ∇), as recurrence.hpp's step coefficients), what a checkpoint requires
+// (hydra::CheckpointableOptimizer), and the same for learning-rate schedules
+// (hydra::LearningRateSchedule), plus the two plain structs that cross the schedule interface:
+// epoch_metrics (what a schedule sees after each epoch) and schedule_state (what a checkpoint
+// stores). See docs/optim.md.
 
 #include <concepts>
 #include <cstdint>
 #include <limits>
 
 #include "hydra/core/types.hpp"
+#include "hydra/hypergradient/recurrence.hpp"
 
 namespace hydra {
 
@@ -66,6 +70,11 @@ concept optimizer_hyperparameters = requires(const O& o) {
 };
 
 template <class O, class T>
+concept optimizer_linear_map = requires(const O& o, T learning_rate) {
+  { o.step_coefficients(learning_rate) } -> std::same_as<recurrence::step_coefficients<T>>;
+};
+
+template <class O, class T>
 concept optimizer_velocity = requires(const O& o) {
   { o.velocity() } -> std::convertible_to<vector_view<const T>>;
 };
@@ -83,26 +92,31 @@ concept schedule_notifications = requires(S& s, const epoch_metrics& m) {
 };
 } // namespace detail::optim
 
-/// An optimizer of parameters of scalar type O::value_type:
-/// `o.step(w, g, learning_rate)` updates the parameters w in place from the gradient g,
-/// `o.momentum()` and `o.weight_decay()` are the constants of the update (the hypergradient
-/// engine differentiates through them), and `o.velocity()` is the current momentum buffer.
+/// What training needs: an update rule with state, for parameters of scalar type O::value_type.
+/// `o.step(w, g, learning_rate)` updates the parameters w in place from the gradient g (the
+/// optimizer keeps whatever state its rule needs).
 template <class O>
-concept Optimizer = detail::optim::optimizer_value_type<O> &&
-                    detail::optim::optimizer_step<O, typename O::value_type> &&
-                    detail::optim::optimizer_hyperparameters<O, typename O::value_type> &&
-                    detail::optim::optimizer_velocity<O, typename O::value_type>;
+concept Optimizer = detail::optim::optimizer_value_type<O> && detail::optim::optimizer_step<O, typename O::value_type>;
 
 /// An Optimizer whose parameters are of scalar type T.
 template <class O, class T>
 concept OptimizerFor = Optimizer<O> && std::same_as<typename O::value_type, T>;
 
-/// An Optimizer whose whole state is its momentum buffer, readable by velocity() and replaceable
-/// by set_velocity(v) (v in the backend's memory): what resuming a run from a checkpoint needs.
+/// What the hypergradient recurrence needs of an optimizer: the linear map one of its steps at
+/// learning rate η_t applies to a tracked state (dv, ∇), as `o.step_coefficients(η_t)` — the p, λ
+/// and η_t of supplement Eq. 35–36 (recurrence.hpp). SGD with momentum p and weight decay λ gives
+/// {p, λ, η_t}. The tracker reads nothing else of an optimizer.
 template <class O>
-concept CheckpointableOptimizer = Optimizer<O> && requires(O& o, vector_view<const typename O::value_type> v) {
-  o.set_velocity(v);
-};
+concept LinearizedOptimizer = Optimizer<O> && detail::optim::optimizer_linear_map<O, typename O::value_type>;
+
+/// An Optimizer whose whole state is its momentum buffer, readable by velocity() and replaceable
+/// by set_velocity(v) (v in the backend's memory), with momentum() and weight_decay() recorded to
+/// refuse a checkpoint of other settings: what resuming a run from a checkpoint needs.
+template <class O>
+concept CheckpointableOptimizer =
+    Optimizer<O> && detail::optim::optimizer_hyperparameters<O, typename O::value_type> &&
+    detail::optim::optimizer_velocity<O, typename O::value_type> &&
+    requires(O& o, vector_view<const typename O::value_type> v) { o.set_velocity(v); };
 
 /// A stateful learning-rate schedule: learning_rate() is eta for the next optimizer step;
 /// step_completed() is called after every step, epoch_completed(m) after every epoch.
@@ -131,14 +145,22 @@ consteval bool check_optimizer() {
     static_assert(detail::optim::optimizer_step<O, T>,
                   "hydra: an optimizer must provide `step(vector_view<T> parameters, vector_view<const T> gradient, "
                   "T learning_rate)`; see docs/optim.md, section 'The Optimizer concept'.");
-    static_assert(detail::optim::optimizer_hyperparameters<O, T>,
-                  "hydra: an optimizer must provide const `momentum()` and `weight_decay()` returning T, which the "
-                  "hypergradient engine reads; see docs/optim.md, section 'The Optimizer concept'.");
-    static_assert(detail::optim::optimizer_velocity<O, T>,
-                  "hydra: an optimizer must provide const `velocity()` returning vector_view<const T>, its "
-                  "momentum buffer; see docs/optim.md, section 'The Optimizer concept'.");
   }
   return true;  // reached without a failed assertion only when O models Optimizer
+}
+
+/// `static_assert(hydra::check_linearized_optimizer<O>())` (the tracker's optimizer constructors
+/// do): one sentence when O trains but cannot say what its step does to a hypergradient.
+template <class O>
+consteval bool check_linearized_optimizer() {
+  static_assert(check_optimizer<O>());
+  if constexpr (Optimizer<O>)
+    static_assert(detail::optim::optimizer_linear_map<O, typename O::value_type>,
+                  "hydra: the hypergradient tracker needs the linear map of the optimizer's step: provide const "
+                  "`hydra::recurrence::step_coefficients<T> step_coefficients(T learning_rate)` (momentum p, weight "
+                  "decay λ, η of supplement Eq. 35-36), or pass momentum and weight decay to the tracker; see "
+                  "docs/optim.md, section 'What the hypergradient engine needs'.");
+  return true;
 }
 
 /// Call as `static_assert(hydra::check_schedule<S>())` to get one sentence per missing requirement.

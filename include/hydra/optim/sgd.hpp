@@ -8,7 +8,7 @@
 #include <string>
 
 #include "hydra/backend/concepts.hpp"
-#include "hydra/backend/cpu.hpp"
+#include "hydra/backend/fwd.hpp"
 #include "hydra/core/error.hpp"
 #include "hydra/core/tensor.hpp"
 #include "hydra/core/types.hpp"
@@ -23,7 +23,7 @@ struct sgd_options {
   double weight_decay = 0;  // lambda >= 0, the L2 coefficient added to the gradient
 };
 
-template <Scalar T, Backend B = cpu>
+template <Scalar T, Backend B = default_backend>
 class SGD {
 public:
   using value_type = T;
@@ -86,6 +86,11 @@ public:
 
   [[nodiscard]] T momentum() const noexcept { return momentum_; }
   [[nodiscard]] T weight_decay() const noexcept { return weight_decay_; }
+  /// The linear map a step at learning rate η applies to a hypergradient state (LinearizedOptimizer):
+  /// supplement Eq. 35–36 with this optimizer's p and λ.
+  [[nodiscard]] recurrence::step_coefficients<T> step_coefficients(T learning_rate) const noexcept {
+    return {momentum_, weight_decay_, learning_rate};
+  }
   [[nodiscard]] sgd_options options() const noexcept { return options_; }
   [[nodiscard]] index parameter_count() const noexcept { return velocity_.size(); }
 

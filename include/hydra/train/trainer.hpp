@@ -21,37 +21,11 @@
 #include "hydra/nn/concepts.hpp"
 #include "hydra/optim/concepts.hpp"
 #include "hydra/train/batch.hpp"
+#include "hydra/train/callback.hpp"
 #include "hydra/train/checkpoint.hpp"
 #include "hydra/train/progress.hpp"
 
 namespace hydra {
-
-/// What a callback sees at step t (0-based; the paper's step t + 1). In before_update the
-/// parameters are w_t, the point where the batch gradient was taken; in after_update they are
-/// w_{t+1}. All views point into backend memory and are valid only during the call.
-template <Scalar T, class B>
-struct step_context {
-  index step;
-  index epoch;
-  std::span<const index> batch;        // training-sample indices of this step's batch
-  T learning_rate;                     // η applied at this step
-  vector_view<const T> parameters;
-  matrix_view<const T> features;       // batch × input_size
-  batch_targets<T> targets;
-  T loss;                              // mean batch loss at the pre-update parameters
-  vector_view<const T> gradient;       // mean batch gradient there, without weight decay
-};
-
-/// One line of the training history.
-struct epoch_report {
-  index epoch = 0;                 // 0-based
-  index steps = 0;                 // steps taken in this epoch
-  double training_loss = 0;        // mean of the epoch's batch losses (each at its pre-update point)
-  double validation_loss = std::numeric_limits<double>::quiet_NaN();
-  double validation_accuracy = std::numeric_limits<double>::quiet_NaN();
-  double learning_rate = 0;        // η of the epoch's last step
-  double seconds = 0;
-};
 
 struct evaluation {
   double loss = 0;      // mean loss over the data set
@@ -64,21 +38,6 @@ struct trainer_options {
   index evaluation_batch_size = 1000;
   checkpoint_options checkpoint = {};  // off unless checkpoint.directory is set
 };
-
-/// Calls the optional hooks of a callback: before_update(ctx), after_update(ctx),
-/// on_epoch_end(const epoch_report&). A callback may define any subset.
-template <class C, class Ctx>
-void call_before_update(C& c, const Ctx& ctx) {
-  if constexpr (requires { c.before_update(ctx); }) c.before_update(ctx);
-}
-template <class C, class Ctx>
-void call_after_update(C& c, const Ctx& ctx) {
-  if constexpr (requires { c.after_update(ctx); }) c.after_update(ctx);
-}
-template <class C>
-void call_on_epoch_end(C& c, const epoch_report& r) {
-  if constexpr (requires { c.on_epoch_end(r); }) c.on_epoch_end(r);
-}
 
 template <class M, class L, class O, class S>
 class trainer {
@@ -110,6 +69,7 @@ public:
   std::vector<epoch_report> fit(vector_view<T> w, const dataset<T>& train, const batch_order& order,
                                 const dataset<T>* validation, Callbacks&... callbacks) {
     static_assert((check_callback<Callbacks>() && ...));
+    static_assert((check_callback_hooks<std::remove_cvref_t<Callbacks>, T, B>() && ...));
     check_run("fit", w, train, order, validation);
     const bool checkpointing =
         detail::checkpoint::prepare_checkpoints<checkpointable>(options_.checkpoint, schedule_, "fit");
@@ -137,6 +97,7 @@ public:
                   "`restore(const schedule_state&)` (hydra::CheckpointableSchedule); see docs/train.md, section "
                   "'Checkpoint and resume'.");
     static_assert((check_callback<Callbacks>() && ...));
+    static_assert((check_callback_hooks<std::remove_cvref_t<Callbacks>, T, B>() && ...));
     if constexpr (checkpointable) {  // otherwise only the sentences above, not a template backtrace
       check_run("resume", w, train, order, validation);
       const bool checkpointing =

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <string>
 #include <type_traits>
+#include <utility>
 
 #include <sys/mman.h>
 #include <unistd.h>
@@ -128,6 +129,15 @@ inline std::size_t memory_available() {
   std::size_t free = 0, total = 0;
   check(cudaMemGetInfo(&free, &total), "cudaMemGetInfo");
   return free;
+}
+
+/// Device k's name and total memory, as the runtime reports them (the host's memory under host
+/// emulation).
+inline std::pair<std::string, std::size_t> device_properties(int device) {
+  if constexpr (host_emulation) return {"host emulation of a CUDA device", memory_available()};
+  cudaDeviceProp properties{};
+  check(cudaGetDeviceProperties(&properties, device), "cudaGetDeviceProperties");
+  return {properties.name, properties.totalGlobalMem};
 }
 
 /// `bytes` of zeroed device memory; allocation_error when the device has too little.
