@@ -171,7 +171,7 @@ int main(int argc, char** argv) {
     };
     if (opt.device == "cuda") {
 #ifdef HYDRA_EXAMPLE_WITH_CUDA
-      if (cuda::device_count() == 0)
+      if (cuda::devices().empty())
         throw invalid_argument("--device cuda: no CUDA device is usable (" + cuda::no_device_reason() + ")");
       return on_backend.template operator()<cuda>();
 #else

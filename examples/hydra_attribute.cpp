@@ -132,24 +132,20 @@ inline void check_device(const options& opt) {
   if (!opt.state_dir.empty())
     fail("--state-dir cannot be combined with --device cuda: it maps the states to a file in host memory, and the "
          "GPU's states live in device memory");
-  if (hydra::cuda::device_count() == 0)
+  if (hydra::cuda::devices().empty())
     fail("--device cuda: no CUDA device is usable (" + hydra::cuda::no_device_reason() + ")");
 #endif
 }
 
-/// --list-devices: one line per device this build can run on.
+/// --list-devices: one line per device this build can run on, as the backends describe them.
 inline void list_devices() {
-  fmt::print("cpu\n");
+  for (const auto& device : hydra::cpu::devices()) fmt::print("{}\n", device.id);
 #ifndef HYDRA_ATTRIBUTE_WITH_CUDA
   fmt::print("cuda: not built (this hydra-attribute was built without CUDA)\n");
 #else
-  const int count = hydra::cuda::device_count();
-  if (count == 0) fmt::print("cuda: no device ({})\n", hydra::cuda::no_device_reason());
-  for (int k = 0; k < count; ++k) {
-    cudaDeviceProp properties{};
-    const bool named = cudaGetDeviceProperties(&properties, k) == cudaSuccess;
-    fmt::print("cuda:{} {}\n", k, named ? properties.name : "(unnamed)");
-  }
+  const auto devices = hydra::cuda::devices();
+  if (devices.empty()) fmt::print("cuda: no device ({})\n", hydra::cuda::no_device_reason());
+  for (const auto& device : devices) fmt::print("{} {}\n", device.id, device.name);
 #endif
 }
 
@@ -170,34 +166,27 @@ void save_matrix(const std::filesystem::path& path, hydra::matrix_view<const T> 
   hydra::save_npy(path, host_copy<B>(m), {m.rows, m.cols});
 }
 
-/// What the data must look like for the chosen model: its input sample shape and class count.
-struct model_input {
-  std::vector<index> sample_shape;  // e.g. {D} or {1, 28, 28}
-  index classes;
-};
-
-template <class T, class Policy, class Model>
-int run(const options& opt, Model& model, const model_input& input);
-
-/// Builds the model named by --model on backend B and runs the pipeline on it.
-template <class T, class Policy, class B>
-int run(const options& opt) {
-  const auto spec = parse_model_spec(opt.model);
-  if (spec.kind == model_spec::family::lenet5) {
-    LeNet5<T, B> model;
-    return run<T, Policy>(opt, model, {{1, 28, 28}, 10});
-  }
-  Mlp<T, B> model(spec.inputs, spec.hidden, spec.outputs, spec.hidden_activation);
-  return run<T, Policy>(opt, model, {{spec.inputs}, spec.outputs});
+/// The --model help: every family of the registry (hydra/nn/model_spec.hpp), its syntax first.
+inline std::string model_help() {
+  std::size_t width = 0;
+  for_each_model_family([&](const auto& family) { width = std::max(width, family.name.size()); });
+  std::string text = model_spec_syntaxes();
+  for_each_model_family([&](const auto& family) {
+    text += fmt::format("\n  {:<{}}  {}", family.name, width, family.description);
+  });
+  return text;
 }
+
+// ---- reading the inputs, in the order their checks run ----------------------------------------
 
 /// The data's sample shape must be the model's (a flat D also accepts any shape with D values).
 template <class T>
-void check_input(const dataset<T>& data, const model_input& input, const std::string& flag, const std::string& model) {
+void check_input(const dataset<T>& data, const model_spec& spec, const std::string& flag, const std::string& model) {
   const auto shape = data.sample_shape();
-  const bool flat = input.sample_shape.size() == 1;
-  const bool same = flat ? data.sample_size() == input.sample_shape[0]
-                         : std::equal(shape.begin(), shape.end(), input.sample_shape.begin(), input.sample_shape.end());
+  const auto& expected = spec.sample_shape;
+  const bool flat = expected.size() == 1;
+  const bool same = flat ? data.sample_size() == expected[0]
+                         : std::equal(shape.begin(), shape.end(), expected.begin(), expected.end());
   if (same) return;
   auto text = [](auto dims) {
     std::string t;
@@ -206,157 +195,292 @@ void check_input(const dataset<T>& data, const model_input& input, const std::st
   };
   if (flat)
     fail(flag + " has " + std::to_string(data.sample_size()) + " features per sample but --model " + model + " takes " +
-         std::to_string(input.sample_shape[0]));
-  fail(flag + " has samples of shape " + text(shape) + " but --model " + model + " takes N x " +
-       text(input.sample_shape) + " inputs");
+         std::to_string(expected[0]));
+  fail(flag + " has samples of shape " + text(shape) + " but --model " + model + " takes N x " + text(expected) +
+       " inputs");
 }
 
-template <class T, class Policy, class Model>
-int run(const options& opt, Model& model, const model_input& input) {
-  using B = typename Model::backend_type;  // the data stay on the host; the trainer moves batches
-  const auto start = std::chrono::steady_clock::now();
-  const auto train = load_npy_dataset<T>(opt.train_x, opt.train_y, input.classes);
-  const auto test = load_npy_dataset<T>(opt.test_x, opt.test_y, input.classes);
-  check_input(train, input, "--train-x", opt.model);
-  check_input(test, input, "--test-x", opt.model);
-  const index N = train.size();
+/// The training and test data.
+template <class T>
+struct data_sets {
+  dataset<T> train, test;
+};
 
-  SoftmaxCrossEntropy<T, B> loss;
+/// --train-x/--train-y and --test-x/--test-y, with the labels and sample shape the model takes.
+template <class T>
+data_sets<T> load_data(const options& opt, const model_spec& spec) {
+  auto train = load_npy_dataset<T>(opt.train_x, opt.train_y, spec.outputs);
+  auto test = load_npy_dataset<T>(opt.test_x, opt.test_y, spec.outputs);
+  check_input(train, spec, "--train-x", opt.model);
+  check_input(test, spec, "--test-x", opt.model);
+  return {std::move(train), std::move(test)};
+}
+
+/// w_0: the values of --init, or the model's seeded initialisation.
+template <class B, class T, class Model>
+vector<T, B> initial_parameters(const options& opt, Model& model) {
   const index P = model.parameter_count();
   vector<T, B> w(P);
-  if (!opt.init.empty()) {
-    const auto init = load_npy_features<T>(opt.init);
-    if (static_cast<index>(init.data.size()) != P)
-      fail("--init " + opt.init + " has " + std::to_string(init.data.size()) + " values, the model has " +
-           std::to_string(P) + " parameters");
-    B::copy_from_host(init.data.data(), P, w.data());
-  } else {
+  if (opt.init.empty()) {
     model.initialize(w.view(), opt.seed);
+    return w;
   }
+  const auto init = load_npy_features<T>(opt.init);
+  if (static_cast<index>(init.data.size()) != P)
+    fail("--init " + opt.init + " has " + std::to_string(init.data.size()) + " values, the model has " +
+         std::to_string(P) + " parameters");
+  B::copy_from_host(init.data.data(), P, w.data());
+  return w;
+}
 
-  batch_order order = [&] {
-    if (opt.order.empty()) return batch_order::shuffled(N, opt.batch_size, opt.epochs, opt.seed);
-    auto table = load_npy_indices(opt.order);
-    if (table.shape.size() != 2) fail("--order " + opt.order + " must be a 2-d T × B table of int64 indices");
-    return batch_order::from_table(std::move(table.data), table.shape[0], table.shape[1], N);
-  }();
+/// The batches: --order's T × B table, or seeded shuffles of --epochs and --batch-size.
+inline batch_order read_order(const options& opt, index N) {
+  if (opt.order.empty()) return batch_order::shuffled(N, opt.batch_size, opt.epochs, opt.seed);
+  auto table = load_npy_indices(opt.order);
+  if (table.shape.size() != 2) fail("--order " + opt.order + " must be a 2-d T × B table of int64 indices");
+  return batch_order::from_table(std::move(table.data), table.shape[0], table.shape[1], N);
+}
 
-  std::vector<double> rates;
-  if (!opt.lr_file.empty()) {
-    rates = load_npy_features<double>(opt.lr_file).data;
-    if (static_cast<index>(rates.size()) != order.steps())
-      fail("--lr-file " + opt.lr_file + " has " + std::to_string(rates.size()) + " rates for " +
-           std::to_string(order.steps()) + " steps");
-  } else {
-    rates.assign(static_cast<std::size_t>(order.steps()), opt.lr);
-  }
-  list_schedule schedule(rates);
+/// One learning rate per step: --lr-file's, or --lr at every step.
+inline std::vector<double> read_rates(const options& opt, index steps) {
+  if (opt.lr_file.empty()) return std::vector<double>(static_cast<std::size_t>(steps), opt.lr);
+  auto rates = load_npy_features<double>(opt.lr_file).data;
+  if (static_cast<index>(rates.size()) != steps)
+    fail("--lr-file " + opt.lr_file + " has " + std::to_string(rates.size()) + " rates for " + std::to_string(steps) +
+         " steps");
+  return rates;
+}
 
-  std::vector<index> tracked;
-  if (opt.track == "all") {
-    tracked.resize(static_cast<std::size_t>(N));
-    for (index i = 0; i < N; ++i) tracked[static_cast<std::size_t>(i)] = i;
-  } else {
+/// The training samples to explain: --track's indices, or all N. Their range is checked by the
+/// tracker, or by check_tracked for --method influence.
+inline std::vector<index> read_tracked(const options& opt, index N) {
+  if (opt.track != "all") {
     auto t = load_npy_indices(opt.track);
     if (t.shape.size() != 1) fail("--track " + opt.track + " must be a 1-d array of int64 indices");
-    tracked = std::move(t.data);
+    return std::move(t.data);
   }
-  const index n = static_cast<index>(tracked.size());
+  std::vector<index> all(static_cast<std::size_t>(N));
+  for (index i = 0; i < N; ++i) all[static_cast<std::size_t>(i)] = i;
+  return all;
+}
 
-  SGD<T, B> optimizer(P, {.momentum = opt.momentum, .weight_decay = opt.weight_decay});
+inline sgd_options sgd_settings(const options& opt) {
+  return {.momentum = opt.momentum, .weight_decay = opt.weight_decay};
+}
+
+/// The trainer's checkpoints: --resume DIR keeps checkpointing into DIR unless --checkpoint names another folder.
+inline trainer_options trainer_settings(const options& opt) {
   trainer_options training;
-  // --resume DIR keeps checkpointing into DIR unless --checkpoint names another folder.
   training.checkpoint.directory = !opt.checkpoint.empty() ? opt.checkpoint : opt.resume;
   training.checkpoint.every_steps = opt.checkpoint_every;
-  trainer fit(model, loss, optimizer, schedule, training);
-  fmt::print("hydra-attribute: {} training / {} test samples, model {} ({} parameters), {} steps, {} {} samples ({}, {}, {})\n",
-             N, test.size(), opt.model, P, order.steps(), std::is_same_v<Policy, Influence> ? "explaining" : "tracking",
-             n, Policy::name, opt.precision, B::name);
-  std::fflush(stdout);
-  const std::filesystem::path out(opt.out);
-  matrix<T, B> C;
-  if constexpr (std::is_same_v<Policy, Influence>) {
-    const auto settings = ihvp_settings(opt);  // checked before the training run, not after it
-    tracking_settings(opt);
-    if (settings.method == ihvp_method::explicit_hessian && P > settings.explicit_hessian.max_parameters)
-      fail("--ihvp explicit forms the " + std::to_string(P) + " x " + std::to_string(P) + " Hessian of a model with " +
-           std::to_string(P) + " parameters; it is limited to " +
-           std::to_string(settings.explicit_hessian.max_parameters) + " (use --ihvp cg or lissa)");
-    for (std::size_t r = 0; r < tracked.size(); ++r)
-      if (tracked[r] < 0 || tracked[r] >= N)
-        fail("--track " + opt.track + ": index " + std::to_string(tracked[r]) + " at position " + std::to_string(r) +
-             " is outside the training set [0, " + std::to_string(N) + ")");
-    if (opt.resume.empty()) fit.fit(w.view(), train, order, nullptr);
-    else fit.resume(opt.resume, w.view(), train, order, nullptr);
-    auto result = influence(model, loss, std::as_const(w).view(), train, tracked, test, static_cast<T>(opt.weight_decay),
-                            {.ihvp = settings});
-    fmt::print("influence functions: {}\n", describe(result.report));
-    C = std::move(result.contributions);
-    std::filesystem::create_directories(out);
-    std::filesystem::remove(out / "hypergradients.npy");  // from an earlier HYDRA run into the same folder
-  } else if (opt.lean) {
-    // First run: w_T and the test gradients. Second run, from the same start along the same
-    // batches and rates: the projections onto them, O(n·M) memory instead of O(n·|w|).
-    vector<T, B> w0(P);
-    B::copy(std::as_const(w).view(), w0.view());
-    const auto settings = tracking_settings(opt);
-    fit.fit(w.view(), train, order, nullptr);
-    const auto U = per_sample_gradients(model, loss, std::as_const(w).view(), test);
-    vector<T, B> w_first(P);
-    B::copy(std::as_const(w).view(), w_first.view());
-    B::copy(std::as_const(w0).view(), w.view());
-    SGD<T, B> replay_optimizer(P, {.momentum = opt.momentum, .weight_decay = opt.weight_decay});
-    list_schedule replay_schedule(rates);
-    trainer replay(model, loss, replay_optimizer, replay_schedule);
-    hypergradient_tracker<Model, SoftmaxCrossEntropy<T, B>, Policy> tracker(model, loss, replay_optimizer, tracked, N,
-                                                                           lean_projection<T>{U.view()}, settings);
-    theorem1_conditions theorem(opt.weight_decay);
-    replay.fit(w.view(), train, order, nullptr, tracker, theorem);
-    if (w.to_host() != w_first.to_host())
-      throw numerical_error("--lean: the replay did not reproduce the first run's parameters bit for bit; the "
-                            "contributions would not be HYDRA's");
-    C = contributions_from_projections<B>(tracker.projections(), N);
-    std::filesystem::create_directories(out);
-    std::filesystem::remove(out / "hypergradients.npy");  // from an earlier full run into the same folder
-  } else {
-    hypergradient_tracker<Model, SoftmaxCrossEntropy<T, B>, Policy> tracker(model, loss, optimizer, tracked, N,
-                                                                           tracking_settings(opt));
-    theorem1_conditions theorem(opt.weight_decay);
-    auto train_with = [&](auto&... callbacks) {
-      if (opt.resume.empty()) fit.fit(w.view(), train, order, nullptr, callbacks...);
-      else fit.resume(opt.resume, w.view(), train, order, nullptr, callbacks...);
-    };
-    // Theorem 1 bounds the Hessian-free error: warn (stderr) when the run is outside its conditions.
-    if constexpr (Policy::hessian_aware) train_with(tracker);
-    else train_with(tracker, theorem);
-    C = test_contributions(model, loss, std::as_const(w).view(), test, tracker.hypergradients(), N);
-    std::filesystem::create_directories(out);
-    save_matrix<B>(out / "hypergradients.npy", tracker.hypergradients());
-  }
-  // Every result reaches the host before it is written or ranked: the same files on every device.
-  save_npy(out / "weights.npy", w.to_host(), {P});
-  const std::vector<T> C_values = host_copy<B>(std::as_const(C).view());
-  const matrix_view<const T> C_host(C_values.data(), C.rows(), C.cols());
-  save_npy(out / "contributions.npy", C_values, {C.rows(), C.cols()});
-  std::vector<std::int64_t> tracked64(tracked.begin(), tracked.end());
-  save_npy(out / "tracked.npy", tracked64, {n});
+  return training;
+}
 
-  const auto train_eval = fit.evaluate(std::as_const(w).view(), train);
-  const auto test_eval = fit.evaluate(std::as_const(w).view(), test);
+// ---- one run: the methods ---------------------------------------------------------------------
+
+/// What every method works with, set up once by run(): the model, its loss, optimiser and trainer,
+/// the parameters (w_0 before training, w_T after) and the run's inputs.
+template <class Model, class Fit>
+struct attribution_job {
+  using model_type = Model;
+  using T = typename Model::scalar_type;
+  using B = typename Model::backend_type;  // the data stay on the host; the trainer moves batches
+  const options& opt;
+  Model& model;
+  SoftmaxCrossEntropy<T, B>& loss;
+  SGD<T, B>& optimizer;
+  Fit& fit;
+  vector<T, B>& w;
+  const dataset<T>& train;
+  const dataset<T>& test;
+  const batch_order& order;
+  const std::vector<double>& rates;
+  const std::vector<index>& tracked;
+
+  [[nodiscard]] index N() const noexcept { return train.size(); }
+  [[nodiscard]] std::filesystem::path out() const { return opt.out; }
+
+  /// Trains w from w_0 to w_T with the callbacks: from the start, or on from --resume's checkpoint.
+  template <class... Callbacks>
+  void train_model(Callbacks&... callbacks) {
+    if (opt.resume.empty()) fit.fit(w.view(), train, order, nullptr, callbacks...);
+    else fit.resume(opt.resume, w.view(), train, order, nullptr, callbacks...);
+  }
+};
+
+/// The output folder without a hypergradients.npy (one from an earlier HYDRA run into it goes).
+inline void remove_hypergradients(const std::filesystem::path& out) {
+  std::filesystem::create_directories(out);
+  std::filesystem::remove(out / "hypergradients.npy");
+}
+
+/// What --method influence refuses before training, not after it: an explicit Hessian too large,
+/// a tracked index outside the training set.
+inline void check_influence(const options& opt, const ihvp_options& settings, index P,
+                            const std::vector<index>& tracked, index N) {
+  if (settings.method == ihvp_method::explicit_hessian && P > settings.explicit_hessian.max_parameters)
+    fail("--ihvp explicit forms the " + std::to_string(P) + " x " + std::to_string(P) + " Hessian of a model with " +
+         std::to_string(P) + " parameters; it is limited to " +
+         std::to_string(settings.explicit_hessian.max_parameters) + " (use --ihvp cg or lissa)");
+  for (std::size_t r = 0; r < tracked.size(); ++r)
+    if (tracked[r] < 0 || tracked[r] >= N)
+      fail("--track " + opt.track + ": index " + std::to_string(tracked[r]) + " at position " + std::to_string(r) +
+           " is outside the training set [0, " + std::to_string(N) + ")");
+}
+
+/// --method influence: trains without tracking, then C_IF at w_T.
+template <class Job>
+matrix<typename Job::T, typename Job::B> influence_contributions(Job& job) {
+  using T = typename Job::T;
+  const auto settings = ihvp_settings(job.opt);
+  tracking_settings(job.opt);  // refuses the tracking flags
+  check_influence(job.opt, settings, job.w.size(), job.tracked, job.N());
+  job.train_model();
+  auto result = influence(job.model, job.loss, std::as_const(job.w).view(), job.train, job.tracked, job.test,
+                          static_cast<T>(job.opt.weight_decay), {.ihvp = settings});
+  fmt::print("influence functions: {}\n", describe(result.report));
+  remove_hypergradients(job.out());
+  return std::move(result.contributions);
+}
+
+/// --lean: the first run gives w_T and the test gradients; the second, from the same start along
+/// the same batches and rates, the projections onto them, O(n·M) memory instead of O(n·|w|).
+template <class Policy, class Job>
+matrix<typename Job::T, typename Job::B> lean_contributions(Job& job) {
+  using T = typename Job::T;
+  using B = typename Job::B;
+  const index P = job.w.size();
+  vector<T, B> w0(P);
+  B::copy(std::as_const(job.w).view(), w0.view());
+  const auto settings = tracking_settings(job.opt);
+  job.fit.fit(job.w.view(), job.train, job.order, nullptr);
+  const auto U = per_sample_gradients(job.model, job.loss, std::as_const(job.w).view(), job.test);
+  vector<T, B> w_first(P);
+  B::copy(std::as_const(job.w).view(), w_first.view());
+
+  B::copy(std::as_const(w0).view(), job.w.view());
+  SGD<T, B> replay_optimizer(P, sgd_settings(job.opt));
+  list_schedule replay_schedule(job.rates);
+  trainer replay(job.model, job.loss, replay_optimizer, replay_schedule);
+  hypergradient_tracker<typename Job::model_type, SoftmaxCrossEntropy<T, B>, Policy> tracker(
+      job.model, job.loss, replay_optimizer, job.tracked, job.N(), lean_projection<T>{U.view()}, settings);
+  theorem1_conditions theorem(job.opt.weight_decay);
+  replay.fit(job.w.view(), job.train, job.order, nullptr, tracker, theorem);
+  if (job.w.to_host() != w_first.to_host())
+    throw numerical_error("--lean: the replay did not reproduce the first run's parameters bit for bit; the "
+                          "contributions would not be HYDRA's");
+  auto C = contributions_from_projections<B>(tracker.projections(), job.N());
+  remove_hypergradients(job.out());
+  return C;
+}
+
+/// --method hessian-free or exact: trains while tracking the hypergradients, writes them, then C.
+template <class Policy, class Job>
+matrix<typename Job::T, typename Job::B> tracked_contributions(Job& job) {
+  using T = typename Job::T;
+  using B = typename Job::B;
+  hypergradient_tracker<typename Job::model_type, SoftmaxCrossEntropy<T, B>, Policy> tracker(
+      job.model, job.loss, job.optimizer, job.tracked, job.N(), tracking_settings(job.opt));
+  theorem1_conditions theorem(job.opt.weight_decay);
+  // Theorem 1 bounds the Hessian-free error: warn (stderr) when the run is outside its conditions.
+  if constexpr (Policy::hessian_aware) job.train_model(tracker);
+  else job.train_model(tracker, theorem);
+  auto C = test_contributions(job.model, job.loss, std::as_const(job.w).view(), job.test, tracker.hypergradients(),
+                              job.N());
+  std::filesystem::create_directories(job.out());
+  save_matrix<B>(job.out() / "hypergradients.npy", tracker.hypergradients());
+  return C;
+}
+
+/// The contributions of the method --method and --lean name (n_tracked × M, on the model's backend).
+template <class Policy, class Job>
+matrix<typename Job::T, typename Job::B> contributions_of(Job& job) {
+  if constexpr (std::is_same_v<Policy, Influence>) return influence_contributions(job);
+  else if (job.opt.lean) return lean_contributions<Policy>(job);
+  else return tracked_contributions<Policy>(job);
+}
+
+// ---- one run: what it prints and writes -----------------------------------------------------------
+
+/// The opening line: the data, the model, the run and what is explained.
+template <class Policy, class Job>
+void announce(const Job& job) {
+  fmt::print("hydra-attribute: {} training / {} test samples, model {} ({} parameters), {} steps, {} {} samples ({}, {}, {})\n",
+             job.N(), job.test.size(), job.opt.model, job.w.size(), job.order.steps(),
+             std::is_same_v<Policy, Influence> ? "explaining" : "tracking", job.tracked.size(), Policy::name,
+             job.opt.precision, Job::B::name);
+  std::fflush(stdout);
+}
+
+/// weights.npy, contributions.npy and tracked.npy; returns the contributions on the host. Every
+/// result reaches the host before it is written or ranked: the same files on every device.
+template <class B, class T>
+std::vector<T> save_results(const std::filesystem::path& out, const vector<T, B>& w, const matrix<T, B>& C,
+                            const std::vector<index>& tracked) {
+  save_npy(out / "weights.npy", w.to_host(), {w.size()});
+  std::vector<T> C_values = host_copy<B>(C.view());
+  save_npy(out / "contributions.npy", C_values, {C.rows(), C.cols()});
+  const std::vector<std::int64_t> tracked64(tracked.begin(), tracked.end());
+  save_npy(out / "tracked.npy", tracked64, {static_cast<index>(tracked.size())});
+  return C_values;
+}
+
+/// The closing line: accuracies at w_T, the run's seconds and the files written.
+template <class Policy, class Job>
+void print_accuracies(Job& job, std::chrono::steady_clock::time_point start) {
+  const auto train_eval = job.fit.evaluate(std::as_const(job.w).view(), job.train);
+  const auto test_eval = job.fit.evaluate(std::as_const(job.w).view(), job.test);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   fmt::print("train accuracy {:.2f}%, test accuracy {:.2f}%, {:.1f} s; wrote {}/{{weights,{}contributions,tracked}}.npy\n",
-             100 * train_eval.accuracy, 100 * test_eval.accuracy, seconds, opt.out,
+             100 * train_eval.accuracy, 100 * test_eval.accuracy, seconds, job.opt.out,
              std::is_same_v<Policy, Influence> ? "" : "hypergradients,");
-  if (n > 0 && test.size() > 0) {
-    const auto helpful = most_helpful<T>(tracked, C_host, 0, 3);
-    const auto harmful = most_harmful<T>(tracked, C_host, 0, 3);
-    fmt::print("test point 0 (label {}): most helpful", test.label(0));
-    for (const auto& s : helpful) fmt::print("  #{} (label {}, C = {:+.3e})", s.sample, train.label(s.sample), s.score);
-    fmt::print("\n                       most harmful");
-    for (const auto& s : harmful) fmt::print("  #{} (label {}, C = {:+.3e})", s.sample, train.label(s.sample), s.score);
-    fmt::print("\n");
-  }
+}
+
+/// Test point 0's three most helpful and three most harmful tracked samples (C on the host).
+template <class T>
+void print_test_point_0(const std::vector<index>& tracked, matrix_view<const T> C, const dataset<T>& train,
+                        const dataset<T>& test) {
+  if (tracked.empty() || test.size() == 0) return;
+  const auto helpful = most_helpful<T>(tracked, C, 0, 3);
+  const auto harmful = most_harmful<T>(tracked, C, 0, 3);
+  fmt::print("test point 0 (label {}): most helpful", test.label(0));
+  for (const auto& s : helpful) fmt::print("  #{} (label {}, C = {:+.3e})", s.sample, train.label(s.sample), s.score);
+  fmt::print("\n                       most harmful");
+  for (const auto& s : harmful) fmt::print("  #{} (label {}, C = {:+.3e})", s.sample, train.label(s.sample), s.score);
+  fmt::print("\n");
+}
+
+/// The pipeline on one model: read the inputs, train (and track), attribute, write, report.
+template <class T, class Policy, class Model>
+int run(const options& opt, Model& model, const model_spec& spec) {
+  using B = typename Model::backend_type;
+  const auto start = std::chrono::steady_clock::now();
+  const auto data = load_data<T>(opt, spec);
+  auto w = initial_parameters<B, T>(opt, model);
+  const auto order = read_order(opt, data.train.size());
+  const auto rates = read_rates(opt, order.steps());
+  list_schedule schedule(rates);  // refuses a rate that is not finite and > 0
+  const auto tracked = read_tracked(opt, data.train.size());
+
+  SoftmaxCrossEntropy<T, B> loss;
+  SGD<T, B> optimizer(w.size(), sgd_settings(opt));
+  trainer fit(model, loss, optimizer, schedule, trainer_settings(opt));
+  attribution_job<Model, decltype(fit)> job{opt, model, loss, optimizer, fit, w,
+                                            data.train, data.test, order, rates, tracked};
+  announce<Policy>(job);
+  const auto C = contributions_of<Policy>(job);
+  const auto C_values = save_results(job.out(), w, C, tracked);
+  print_accuracies<Policy>(job, start);
+  print_test_point_0<T>(tracked, {C_values.data(), C.rows(), C.cols()}, data.train, data.test);
   return 0;
+}
+
+/// Builds the model --model names (its family's row in the registry) on backend B and runs the
+/// pipeline on it.
+template <class T, class Policy, class B>
+int run(const options& opt) {
+  const auto spec = parse_model_spec(opt.model);
+  return with_model<T, B>(spec, [&](auto& model) { return run<T, Policy>(opt, model, spec); });
 }
 
 } // namespace hydra::cli
@@ -368,7 +492,7 @@ int main(int argc, char** argv) {
   app.add_option("--train-y", opt.train_y, "N integer training labels (int32, int64 or uint8)")->required();
   app.add_option("--test-x", opt.test_x, "M × D test features")->required();
   app.add_option("--test-y", opt.test_y, "M integer test labels")->required();
-  app.add_option("--model", opt.model, "softmax:D,C, mlp:D,H1[,H2,...],C[:relu|tanh|sigmoid] or lenet5")->required();
+  app.add_option("--model", opt.model, hydra::cli::model_help())->required();
   app.add_option("--init", opt.init, "initial parameters (|w|), PyTorch parameters_to_vector layout");
   auto* order = app.add_option("--order", opt.order, "int64 T × B table: row t = the batch of step t");
   app.add_option("--epochs", opt.epochs, "epochs of seeded shuffles (without --order)")->capture_default_str()->excludes(order)->check(CLI::PositiveNumber);

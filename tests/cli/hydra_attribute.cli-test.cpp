@@ -22,6 +22,7 @@
 #include "hydra/backend/cpu.hpp"
 #include "hydra/data/npy.hpp"
 #include "hydra/nn/loss.hpp"
+#include "hydra/nn/model_spec.hpp"
 #include "hydra/nn/models.hpp"
 #include "hypergradient/retraining.hpp"
 #include "support/finite_difference.hpp"
@@ -275,6 +276,29 @@ TEST_CASE("hydra-attribute: every bad input gets a one-line error and a non-zero
                "samples in");
   expect_error(base + " --model softmax:3,2", "label");
   expect_error(base + " --model softmax:3,3 --lr 1e300 --weight-decay 10 --epochs 3", "at step");
+}
+
+TEST_CASE("hydra-attribute --help lists every model family of the registry; an unknown spec names them all") {
+  fixture f;
+  const auto help = run_tool(f.dir, "--help");
+  REQUIRE(help.status == 0);
+  const auto unknown = run_tool(f.dir, f.data_args() + " --model transformer:3 --out " + f.path("out"));
+  CHECK(unknown.status == 1);
+  CHECK(unknown.err == "hydra-attribute: error: unknown model spec 'transformer:3': expected " + model_spec_syntaxes() +
+                           "\n");
+  CHECK_FALSE(fs::exists(f.dir / "out"));  // refused before anything is read or written
+  index families = 0;
+  for_each_model_family([&](const auto& family) {
+    CAPTURE(family.name);
+    ++families;
+    CHECK_MESSAGE(help.out.find(std::string(family.syntax)) != std::string::npos, help.out);
+    CHECK_MESSAGE(help.out.find(std::string(family.description)) != std::string::npos, help.out);
+    CHECK_MESSAGE(unknown.err.find(std::string(family.syntax)) != std::string::npos, unknown.err);
+  });
+  CHECK(families >= 3);  // softmax, mlp and lenet5 at least
+  const auto malformed = run_tool(f.dir, f.data_args() + " --model mlp:3,x,3 --out " + f.path("out"));
+  CHECK(malformed.status == 1);
+  CHECK(malformed.err == "hydra-attribute: error: model spec 'mlp:3,x,3': 'x' is not a positive size\n");
 }
 
 TEST_CASE("hydra-attribute --model lenet5 takes N x 1 x 28 x 28 inputs") {

@@ -1,7 +1,11 @@
-// The text model specifications of command-line tools.
+// The text model specifications of command-line tools and the registry of model families.
 
 #include <doctest/doctest.h>
 
+#include <string>
+#include <vector>
+
+#include "hydra/backend/cpu.hpp"
 #include "hydra/nn/model_spec.hpp"
 
 namespace hydra::test {
@@ -18,8 +22,42 @@ TEST_CASE("model specs parse into MLP layouts") {
   CHECK(mlp.hidden_activation == activation::tanh);
   CHECK(parse_model_spec("mlp:4,8,3").hidden_activation == activation::relu);
   CHECK(parse_model_spec("mlp:4,8,3:sigmoid").hidden_activation == activation::sigmoid);
-  CHECK(parse_model_spec("mlp:4,8,3").kind == model_spec::family::mlp);
-  CHECK(parse_model_spec("lenet5").kind == model_spec::family::lenet5);
+  CHECK(parse_model_spec("mlp:4,8,3").family == "mlp");
+  CHECK(parse_model_spec("mlp:4,8,3").sample_shape == std::vector<index>{4});
+  CHECK(softmax.family == "softmax");
+  const auto lenet = parse_model_spec("lenet5");
+  CHECK(lenet.family == "lenet5");
+  CHECK(lenet.sample_shape == std::vector<index>{1, 28, 28});
+  CHECK(lenet.outputs == 10);
+}
+
+TEST_CASE("every family of the registry parses its own name and builds its model") {
+  auto parameters = [](const std::string& spec) {
+    return with_model<double, cpu>(parse_model_spec(spec), [](auto& model) { return model.parameter_count(); });
+  };
+  CHECK(parameters("softmax:3,4") == 3 * 4 + 4);  // Dense layers: in·out + out
+  CHECK(parameters("mlp:4,8,3:tanh") == 4 * 8 + 8 + 8 * 3 + 3);
+  CHECK(parameters("lenet5") == 61706);
+  index rows = 0;
+  for_each_model_family([&](const auto& family) {
+    CAPTURE(family.name);
+    ++rows;
+    CHECK(family.syntax.substr(0, family.name.size()) == family.name);
+    CHECK_FALSE(family.description.empty());
+    CHECK(model_spec_syntaxes().find(family.syntax) != std::string::npos);
+    // A family without arguments is its own spec; one with arguments refuses its bare name.
+    const std::string bare(family.name);
+    if (family.takes_arguments()) {
+      CHECK_THROWS_WITH_AS((void)parse_model_spec(bare), doctest::Contains("unknown model spec"), invalid_argument);
+    } else {
+      CHECK(parse_model_spec(bare).family == family.name);
+    }
+  });
+  CHECK(rows == 3);
+  model_spec nameless;
+  nameless.family = "transformer";
+  auto build = [&] { return with_model<float, cpu>(nameless, [](auto& model) { return model.parameter_count(); }); };
+  CHECK_THROWS_WITH_AS((void)build(), doctest::Contains("no model family is named 'transformer'"), invalid_argument);
 }
 
 TEST_CASE("bad model specs name the problem") {
@@ -33,6 +71,10 @@ TEST_CASE("bad model specs name the problem") {
   CHECK_THROWS_WITH_AS(parse_model_spec("mlp:784,0,10"), doctest::Contains("'0' is not a positive size"), invalid_argument);
   CHECK_THROWS_WITH_AS(parse_model_spec("mlp:4,8,3:gelu"), doctest::Contains("unknown activation 'gelu'"), invalid_argument);
   CHECK_THROWS_AS(parse_model_spec("softmax:4,"), invalid_argument);
+  CHECK_THROWS_WITH_AS(parse_model_spec("lenet5:1"),
+                       doctest::Contains("unknown model spec 'lenet5:1': expected softmax:D,C, "
+                                         "mlp:D,H1[,H2,...],C[:relu|tanh|sigmoid] or lenet5"),
+                       invalid_argument);
 }
 
 } // namespace hydra::test
