@@ -1,6 +1,7 @@
 // docs/backend.md's example: containers on hydra::cpu, explicit host <-> backend copies, and two
-// calls of the backend's gemm (C = alpha * op(A) * op(B) + beta * C). Exits 0 only when the
-// result is right.
+// calls of the backend's gemm (C = alpha * op(A) * op(B) + beta * C). The host copy of the result
+// is read as a 2 x 2 array through a zero-copy xtensor adaptor (hydra/data/xtensor.hpp). Exits 0
+// only when the result is right.
 
 #include <cstdio>
 #include <vector>
@@ -8,6 +9,7 @@
 #include <hydra/backend/concepts.hpp>
 #include <hydra/backend/cpu.hpp>
 #include <hydra/core/tensor.hpp>
+#include <hydra/data/xtensor.hpp>
 
 int main() {
   using T = double;
@@ -30,8 +32,8 @@ int main() {
   const std::vector<T> result = c.to_host();
   const std::vector<T> expected{116, 203, 203, 308};
   std::printf("%s: C = A*B + (A*B)^T =\n", B::name);
-  for (hydra::index r = 0; r < c.rows(); ++r)
-    std::printf("  %6.1f %6.1f\n", result[static_cast<std::size_t>(r * 2)], result[static_cast<std::size_t>(r * 2 + 1)]);
+  const auto C = hydra::as_xtensor(hydra::matrix_view<const T>(result.data(), c.rows(), c.cols()));  // no copy
+  for (hydra::index r = 0; r < c.rows(); ++r) std::printf("  %6.1f %6.1f\n", C(r, 0), C(r, 1));
   if (result != expected) {
     std::printf("unexpected result\n");
     return 1;

@@ -11,7 +11,6 @@
 #include <sys/resource.h>
 
 #include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -19,7 +18,10 @@
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
+#include <xtensor/xnorm.hpp>
+#include <xtensor/xview.hpp>
 
+#include <hydra/data/xtensor.hpp>
 #include <hydra/hydra.hpp>
 
 namespace {
@@ -108,11 +110,10 @@ int run(const options& opt, Model model, const std::string& description) {
   const auto read_start = std::chrono::steady_clock::now();
   const auto H = tracker.hypergradients();  // brings every lazy state to step T
   const double reading = seconds_since(read_start);
-  double norm = 0;
-  for (hydra::index k = 0; k < P; ++k) norm += static_cast<double>(H.row(N - 1)[k]) * static_cast<double>(H.row(N - 1)[k]);
+  const double norm = xt::norm_l2(xt::cast<double>(xt::row(hydra::as_xtensor(H), N - 1)))();
   fmt::print("setup {:.1f} s, training with tracking {:.1f} s, bringing states to step T {:.1f} s; total {:.1f} s; "
              "peak resident {:.2f} GiB; |dw_T/de| of the last sample {:.4g}\n",
-             setup, training, reading, seconds_since(start), peak_resident_gib(), std::sqrt(norm));
+             setup, training, reading, seconds_since(start), peak_resident_gib(), norm);
   return 0;
 }
 } // namespace
