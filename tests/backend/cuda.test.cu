@@ -51,6 +51,7 @@
 #include "hydra/core/tensor.hpp"
 #include "support/messages.hpp"
 #include "support/recurrence_reference.hpp"
+#include "support/skip.hpp"
 
 namespace hydra::test {
 namespace {
@@ -77,7 +78,7 @@ inline constexpr double device_tol = device_tolerance<T>::value;
 /// Called once at the top of every test case that needs a device.
 bool have_device() {
   if (cuda::device_count() > 0) return true;
-  MESSAGE("[skipped] no CUDA device: " << cuda::no_device_reason());
+  HYDRA_TEST_SKIP("no CUDA device: " << cuda::no_device_reason());
   return false;
 }
 

@@ -8,6 +8,7 @@
 
 #include "hydra/data/dataset.hpp"
 #include "hydra/data/idx.hpp"
+#include "support/skip.hpp"
 
 namespace {
 const std::filesystem::path root = "/usr/share/datasets/fashion-mnist";
@@ -22,7 +23,7 @@ void check_balanced(const hydra::dataset<T>& ds, hydra::index per_class) {
 
 TEST_CASE("Fashion-MNIST from /usr/share/datasets") {
   if (!std::filesystem::exists(root / "train-images-idx3-ubyte.gz")) {
-    MESSAGE("[skipped] Fashion-MNIST not found under ", root.string());
+    HYDRA_TEST_SKIP("Fashion-MNIST not found under " << root.string());
     return;
   }
   const auto train = hydra::load_idx_dataset<float>(root / "train-images-idx3-ubyte.gz",

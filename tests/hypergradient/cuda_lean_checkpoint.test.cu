@@ -34,6 +34,7 @@
 #include "hydra/optim/sgd.hpp"
 #include "hydra/train/trainer.hpp"
 #include "support/classification_data.hpp"
+#include "support/skip.hpp"
 #include "support/temp_dir.hpp"
 
 namespace hydra::test {
@@ -42,7 +43,7 @@ namespace fs = std::filesystem;
 
 bool have_device() {
   if (cuda::device_count() > 0) return true;
-  MESSAGE(("[skipped] no CUDA device: " + cuda::no_device_reason()));
+  HYDRA_TEST_SKIP("no CUDA device: " << cuda::no_device_reason());
   return false;
 }
 

@@ -39,6 +39,7 @@
 #include "hydra/train/trainer.hpp"
 #include "support/classification_data.hpp"
 #include "support/finite_difference.hpp"
+#include "support/skip.hpp"
 
 namespace hydra::test {
 namespace {
@@ -49,7 +50,7 @@ bool device_available() { return cuda::device_count() > 0; }
 #define HYDRA_SKIP_WITHOUT_DEVICE()                                              \
   do {                                                                           \
     if (!device_available()) {                                                   \
-      MESSAGE(("[skipped] no CUDA device: " + hydra::cuda::no_device_reason())); \
+      HYDRA_TEST_SKIP("no CUDA device: " << hydra::cuda::no_device_reason());      \
       return;                                                                    \
     }                                                                            \
   } while (false)

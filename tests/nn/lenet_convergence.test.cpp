@@ -13,13 +13,14 @@
 #include "hydra/optim/schedules.hpp"
 #include "hydra/optim/sgd.hpp"
 #include "hydra/train/trainer.hpp"
+#include "support/skip.hpp"
 
 namespace hydra::test {
 
 TEST_CASE("LeNet5 learns a Fashion-MNIST subset in a few hundred steps") {
   const std::filesystem::path dir = "/usr/share/datasets/fashion-mnist";
   if (!std::filesystem::exists(dir / "train-images-idx3-ubyte.gz")) {
-    MESSAGE("[skipped] Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)");
+    HYDRA_TEST_SKIP("Fashion-MNIST is not installed (Debian package dataset-fashion-mnist)");
     return;
   }
   const auto all = load_idx_dataset<float>(dir / "train-images-idx3-ubyte.gz", dir / "train-labels-idx1-ubyte.gz");
