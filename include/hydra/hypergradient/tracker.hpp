@@ -34,6 +34,7 @@
 #include "hydra/hypergradient/state_store.hpp"
 #include "hydra/hypergradient/transfer.hpp"
 #include "hydra/nn/concepts.hpp"
+#include "hydra/nn/hvp_workspace.hpp"
 #include "hydra/optim/concepts.hpp"
 #include "hydra/train/trainer.hpp"
 
@@ -415,15 +416,7 @@ private:
   }
 
   /// Directions per Hessian-vector-product call so that the workspace stays within the bound.
-  index chunk_size(index batch) const {
-    index per_direction = model_.parameter_count();  // the products
-    if constexpr (requires { model_.tangent_elements_per_direction(batch); })
-      per_direction += model_.tangent_elements_per_direction(batch);
-    else
-      per_direction += 4 * batch * (model_.input_size() + model_.output_size());
-    const auto fit = static_cast<index>(options_.hvp_memory_bytes / (sizeof(T) * static_cast<std::size_t>(per_direction)));
-    return std::max<index>(1, fit);
-  }
+  index chunk_size(index batch) const { return hvp_directions_per_call(model_, batch, options_.hvp_memory_bytes); }
 
   std::vector<index> all_rows() const {
     std::vector<index> rows(static_cast<std::size_t>(tracked_count()));

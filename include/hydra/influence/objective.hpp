@@ -21,6 +21,7 @@
 #include "hydra/data/dataset.hpp"
 #include "hydra/influence/concepts.hpp"
 #include "hydra/nn/concepts.hpp"
+#include "hydra/nn/hvp_workspace.hpp"
 #include "hydra/train/batch.hpp"
 
 namespace hydra {
@@ -166,14 +167,7 @@ private:
 
   /// Directions per model call so that its workspace stays within hvp_memory_bytes.
   [[nodiscard]] index directions_per_call(index batch) const {
-    index per_direction = parameter_count();  // the products
-    if constexpr (requires { model_.tangent_elements_per_direction(batch); })
-      per_direction += model_.tangent_elements_per_direction(batch);
-    else
-      per_direction += 4 * batch * (model_.input_size() + model_.output_size());
-    const auto bytes_per_direction = sizeof(T) * static_cast<std::size_t>(per_direction);
-    const auto fit = static_cast<index>(options_.hvp_memory_bytes / bytes_per_direction);
-    return std::max<index>(1, fit);
+    return hvp_directions_per_call(model_, batch, options_.hvp_memory_bytes);
   }
 
   M& model_;

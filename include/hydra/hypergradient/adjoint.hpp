@@ -1,0 +1,153 @@
+#pragma once
+// The adjoint (reverse-mode) form of the hypergradient recurrence: the projections u_j·∇_{T,i}
+// of the hypergradients of ALL N training samples onto M given directions u_j (test-loss
+// gradients at w_T), exactly as forward tracking of every sample would give them, for one
+// backward replay of training and M Hessian-vector products per step instead of N.
+//
+// Derivation (docs/hypergradient.md, "The adjoint"). The recurrence (recurrence.hpp) is linear in
+// the state: dv_t = p·dv_{t−1} + (H_t + λ)∇_{t−1} + s_{t,i}, ∇_t = ∇_{t−1} − η_t·dv_t, with the
+// source s_{t,i} = [i ∈ B_t]·w_{t,i}·g_{t,i}. Carry a pair (a_t, m_t) with
+//   u·∇_T = a_t·∇_t + m_t·dv_t + (the source terms of the steps after t),   (a_T, m_T) = (u, 0).
+// Substituting step t and letting c_t = m_t − η_t·a_t:
+//   a_t·∇_t + m_t·dv_t = a_t·∇_{t−1} + c_t·dv_t = (a_t + (H_t + λ)c_t)·∇_{t−1} + p·c_t·dv_{t−1} + c_t·s_{t,i}
+// (H_t symmetric), so a_{t−1} = a_t + (H_t + λ)·c_t, m_{t−1} = p·c_t, and since ∇_0 = dv_0 = 0,
+//   u·∇_{T,i} = Σ_t [i ∈ B_t]·w_{t,i}·(c_t·g_{t,i}).
+// Per step backwards: the batch's per-sample gradients at w_{t−1}, one GEMM for their couplings
+// with the M vectors c_t, and (Exact) one batched HVP of the M vectors at w_{t−1}. Without the
+// Hessian term every a_t, m_t is a multiple of u, which is what lean mode carries forward.
+//
+// What the sweep needs of training, recorded by trajectory_recorder (a trainer callback): w_{t−1}
+// and η_t of every step, in backend memory (T × |w| values; the batch order gives the batches).
+
+#include <algorithm>
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hydra/core/error.hpp"
+#include "hydra/core/tensor.hpp"
+#include "hydra/data/batch_order.hpp"
+#include "hydra/data/dataset.hpp"
+#include "hydra/hypergradient/policy.hpp"
+#include "hydra/nn/concepts.hpp"
+#include "hydra/nn/hvp_workspace.hpp"
+#include "hydra/optim/concepts.hpp"
+#include "hydra/train/batch.hpp"
+#include "hydra/train/callback.hpp"
+
+namespace hydra {
+
+/// The parameters before every step and the step's learning rate, recorded from step 0 on.
+template <Scalar T, class B>
+class trajectory_recorder {
+public:
+  void before_update(const step_context<T, B>& ctx) {
+    if (ctx.step != steps())
+      throw invalid_argument("trajectory_recorder: step " + std::to_string(ctx.step) + " arrived after " +
+                             std::to_string(steps()) + " recorded steps; record a run from its first step");
+    vector<T, B> w(ctx.parameters.size);
+    B::copy(ctx.parameters, w.view());
+    parameters_.push_back(std::move(w));
+    learning_rates_.push_back(ctx.learning_rate);
+  }
+
+  [[nodiscard]] index steps() const noexcept { return static_cast<index>(parameters_.size()); }
+  /// w_{t−1} of step t (0-based t: the parameters at which step t took its gradient).
+  [[nodiscard]] vector_view<const T> parameters(index t) const { return parameters_.at(static_cast<std::size_t>(t)).view(); }
+  /// η_t as applied at step t.
+  [[nodiscard]] T learning_rate(index t) const { return learning_rates_.at(static_cast<std::size_t>(t)); }
+
+private:
+  std::vector<vector<T, B>> parameters_;
+  std::vector<T> learning_rates_;
+};
+
+struct adjoint_options {
+  /// Exact only: the most bytes of Hessian-vector-product workspace in use at once.
+  std::size_t hvp_memory_bytes = std::size_t{256} << 20;
+  /// Stop with numerical_error when the adjoint becomes NaN/Inf (naming the step).
+  bool check_finite = true;
+};
+
+/// Row i, column j: u_j·∇_{T,i} for every training sample i of `train` (N × M, backend memory), u_j
+/// the rows of `directions` (M × |w|, backend memory), along the training run that `trajectory`
+/// recorded with `order` and `optimizer` (its step_coefficients give p, λ; η_t is the recorded
+/// one). Exact keeps the Hessian term, HessianFree drops it. C(i, j) = −(1/N)·result(i, j)
+/// (contributions_from_projections) when u_j = ∇ℓ(test_j, w_T).
+template <HypergradientPolicy Policy, class M, class L, class O>
+[[nodiscard]] matrix<typename M::scalar_type, typename M::backend_type>
+adjoint_projections(M& model, L& loss, const dataset<typename M::scalar_type>& train, const batch_order& order,
+                    const trajectory_recorder<typename M::scalar_type, typename M::backend_type>& trajectory,
+                    matrix_view<const typename M::scalar_type> directions, const O& optimizer, adjoint_options options = {}) {
+  using T = typename M::scalar_type;
+  using B = typename M::backend_type;
+  static_assert(check_model<M>());
+  static_assert(check_linearized_optimizer<O>());
+  const index P = model.parameter_count(), N = train.size(), count = directions.rows;
+  if (order.num_samples() != N)
+    throw invalid_argument("adjoint_projections: the batch order is for " + std::to_string(order.num_samples()) +
+                           " samples, the training set has " + std::to_string(N));
+  if (trajectory.steps() != order.steps())
+    throw invalid_argument("adjoint_projections: the trajectory has " + std::to_string(trajectory.steps()) +
+                           " steps, the batch order " + std::to_string(order.steps()));
+  if (directions.cols != P)
+    throw shape_error("adjoint_projections: directions have " + std::to_string(directions.cols) + " columns, the model has " +
+                      std::to_string(P) + " parameters");
+
+  matrix<T, B> a(count, P), m(count, P), c(count, P), products, gradients, couplings;
+  B::copy(directions, a.view());  // (a_T, m_T) = (u, 0)
+  const auto flat = [](matrix<T, B>& x) { return vector_view<T>(x.view().data, x.rows() * x.cols()); };
+  std::vector<double> result(static_cast<std::size_t>(N * count), 0.0);
+  std::vector<T> host_couplings;
+  device_batch<T, B> batch;
+
+  for (index t = order.steps() - 1; t >= 0; --t) {
+    const auto indices = order.batch(t);
+    const auto size = static_cast<index>(indices.size());
+    const auto w = trajectory.parameters(t);
+    const auto k = optimizer.step_coefficients(trajectory.learning_rate(t));
+    batch.load(train, indices);
+
+    B::copy(std::as_const(m).view(), c.view());  // c_t = m_t − η_t·a_t
+    B::axpy(-k.eta, vector_view<const T>(flat(a)), flat(c));
+
+    // The step's source terms: w_{t,i}·(c_t·g_{t,i}) for each batch position, N/|B_t| apiece.
+    gradients.resize(size, P);
+    model.per_sample_gradients(w, batch.features(), batch.targets(), loss, gradients.view());
+    couplings.resize(size, count);
+    B::gemm(transpose::no, transpose::yes, T(1), std::as_const(gradients).view(), std::as_const(c).view(), T(0),
+            couplings.view());
+    host_couplings.resize(static_cast<std::size_t>(size * count));
+    B::copy_to_host(std::as_const(couplings).view().data, size * count, host_couplings.data());
+    const double weight = static_cast<double>(N) / static_cast<double>(size);
+    for (index b = 0; b < size; ++b) {
+      double* row = result.data() + indices[static_cast<std::size_t>(b)] * count;
+      for (index j = 0; j < count; ++j) row[j] += weight * static_cast<double>(host_couplings[static_cast<std::size_t>(b * count + j)]);
+    }
+
+    // Back through step t: a_{t−1} = a_t + (H_t + λ)·c_t, m_{t−1} = p·c_t.
+    if constexpr (Policy::hessian_aware) {
+      const index chunk = hvp_directions_per_call(model, size, options.hvp_memory_bytes);
+      for (index first = 0; first < count; first += chunk) {
+        const index n = std::min(chunk, count - first);
+        products.resize(n, P);
+        model.hessian_vector_products(w, batch.features(), batch.targets(), loss,
+                                      std::as_const(c).view().row_block(first, n), products.view());
+        B::axpy(T(1), vector_view<const T>(std::as_const(products).view().data, n * P),
+                vector_view<T>(a.view().row(first), n * P));
+      }
+    }
+    B::axpy(k.lambda, vector_view<const T>(flat(c)), flat(a));
+    B::copy(std::as_const(c).view(), m.view());
+    B::scal(k.p, flat(m));
+    if (options.check_finite && (!B::all_finite(vector_view<const T>(flat(a))) || !B::all_finite(vector_view<const T>(flat(m)))))
+      throw numerical_error("adjoint_projections: the adjoint became NaN or Inf at step " + std::to_string(t) +
+                            " (going backwards from step " + std::to_string(order.steps() - 1) + ")");
+  }
+
+  std::vector<T> host(result.begin(), result.end());
+  return matrix<T, B>::from_host(host, N, count);
+}
+
+} // namespace hydra

@@ -1,0 +1,244 @@
+// The adjoint sweep (hypergradient/adjoint.hpp) against independent computations:
+//  - forward tracking of every training sample (the tracker, Exact and HessianFree, eager) along
+//    the same training run, projected onto the same test gradients: ≤ 1e-10 relative in double
+//    (both are exact in real arithmetic; they only sum the same terms in other orders);
+//  - today's lean mode (a second run along the identical trajectory) for HessianFree;
+//  - central finite differences of retraining with a perturbed sample weight (Richardson, O(h⁴))
+//    for Exact;
+// on MLPs (tanh, ReLU), softmax regression and LeNet-5, with momentum 0 and 0.9, weight decay 0
+// and > 0, constant, step, plateau (decided during training) and per-step schedules, and an
+// incomplete last batch.
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <numeric>
+#include <utility>
+#include <vector>
+
+#include "hydra/attribution/contributions.hpp"
+#include "hydra/backend/cpu.hpp"
+#include "hydra/hypergradient/adjoint.hpp"
+#include "hydra/hypergradient/tracker.hpp"
+#include "hydra/nn/lenet.hpp"
+#include "hydra/nn/loss.hpp"
+#include "hydra/nn/models.hpp"
+#include "hydra/optim/schedules.hpp"
+#include "hydra/optim/sgd.hpp"
+#include "hypergradient/retraining.hpp"
+#include "support/classification_data.hpp"
+#include "support/finite_difference.hpp"
+
+namespace hydra::test {
+namespace {
+
+template <class T>
+std::vector<double> host_values(matrix_view<const T> m) {
+  std::vector<double> out;
+  out.reserve(static_cast<std::size_t>(m.rows * m.cols));
+  for (index r = 0; r < m.rows; ++r)
+    for (index c = 0; c < m.cols; ++c) out.push_back(static_cast<double>(m.row(r)[c]));
+  return out;
+}
+
+struct comparison {
+  double exact = 0;        // adjoint Exact vs forward Exact
+  double hessian_free = 0; // adjoint HessianFree vs forward HessianFree
+  double hessian_term = 0; // forward Exact vs forward HessianFree: the Hessian term's size here
+};
+
+/// Trains once with a trajectory recorder and forward trackers of every sample attached, then
+/// compares the adjoint projections onto the test gradients at w_T with the forward ones.
+template <class Model, class Schedule>
+comparison compare_with_forward(Model& model, Schedule&& schedule, const dataset<double>& train, const batch_order& order,
+                                const dataset<double>& test, double momentum, double weight_decay) {
+  using loss_t = SoftmaxCrossEntropy<double>;
+  loss_t loss;
+  const index P = model.parameter_count(), N = train.size();
+  SGD<double> optimizer(P, {.momentum = momentum, .weight_decay = weight_decay});
+  std::vector<index> everyone(static_cast<std::size_t>(N));
+  std::iota(everyone.begin(), everyone.end(), index{0});
+  hypergradient_tracker<Model, loss_t, Exact> exact(model, loss, optimizer, everyone, N);
+  hypergradient_tracker<Model, loss_t, HessianFree> free(model, loss, optimizer, everyone, N,
+                                                         {.update = update_mode::eager});
+  trajectory_recorder<double, cpu> trajectory;
+  std::vector<double> w(static_cast<std::size_t>(P));
+  model.initialize(vector_view<double>(w.data(), P), 3);
+  trainer fit(model, loss, optimizer, schedule, {.progress = progress_mode::never});
+  (void)fit.fit(vector_view<double>(w.data(), P), train, order, nullptr, trajectory, exact, free);
+  REQUIRE(trajectory.steps() == order.steps());
+
+  const auto U = per_sample_gradients(model, loss, vector_view<const double>(w.data(), P), test);  // M × P at w_T
+  const auto project = [&](matrix_view<const double> hypergradients) {
+    matrix<double, cpu> out(N, test.size());
+    cpu::gemm(transpose::no, transpose::yes, 1.0, hypergradients, U.view(), 0.0, out.view());
+    return host_values<double>(out.view());
+  };
+  const auto forward_exact = project(exact.hypergradients());
+  const auto forward_free = project(free.hypergradients());
+  const auto adjoint_exact =
+      adjoint_projections<Exact>(model, loss, train, order, trajectory, U.view(), optimizer);
+  const auto adjoint_free =
+      adjoint_projections<HessianFree>(model, loss, train, order, trajectory, U.view(), optimizer);
+  return {relative_error(host_values<double>(adjoint_exact.view()), forward_exact),
+          relative_error(host_values<double>(adjoint_free.view()), forward_free),
+          relative_error(forward_free, forward_exact)};
+}
+
+void check(const comparison& c) {
+  MESSAGE("adjoint vs forward: Exact " << c.exact << ", HessianFree " << c.hessian_free << "; Exact vs HessianFree "
+                                       << c.hessian_term);
+  CHECK(c.exact <= 1e-10);
+  CHECK(c.hessian_free <= 1e-10);
+  CHECK(c.hessian_term >= 1e-3);  // the two variants differ here, so each comparison is telling
+}
+
+} // namespace
+
+TEST_CASE("adjoint equals forward tracking of every sample: tanh MLP, momentum, weight decay, step schedule") {
+  const auto train = classification_data(23, 4, 3, 5, 7, 2);
+  const auto test = classification_data(5, 4, 3, 6, 7, 2);
+  const auto order = batch_order::shuffled(23, 5, 3, 17, /*drop_last=*/false);  // last batch of 3
+  Mlp<double> model(4, {6}, 3, activation::tanh);
+  check(compare_with_forward(model, step_schedule(0.3, {1, 2}, 0.5), train, order, test, 0.9, 0.01));
+}
+
+TEST_CASE("adjoint equals forward tracking: ReLU MLP, plain SGD, constant rate") {
+  const auto train = classification_data(20, 5, 4, 7, 3, 1);
+  const auto test = classification_data(4, 5, 4, 8, 3, 1);
+  const auto order = batch_order::shuffled(20, 6, 3, 5, /*drop_last=*/false);
+  Mlp<double> model(5, {7, 5}, 4, activation::relu);
+  check(compare_with_forward(model, constant_schedule(0.2), train, order, test, 0.0, 0.0));
+}
+
+TEST_CASE("adjoint equals forward tracking: softmax regression, momentum, per-step rates") {
+  const auto train = classification_data(18, 3, 3, 9, 5, 1);
+  const auto test = classification_data(6, 3, 3, 10, 5, 1);
+  const auto order = batch_order::shuffled(18, 4, 2, 3, /*drop_last=*/false);  // 5 steps per epoch
+  std::vector<double> rates;
+  for (index t = 0; t < order.steps(); ++t) rates.push_back(0.4 / (1.0 + 0.3 * static_cast<double>(t)));
+  SoftmaxRegression<double> model(3, 3);
+  check(compare_with_forward(model, list_schedule(rates), train, order, test, 0.9, 0.0));
+}
+
+TEST_CASE("adjoint equals forward tracking: a plateau schedule decided during training, weight decay") {
+  const auto train = classification_data(24, 4, 3, 11, 5, 2);
+  const auto test = classification_data(5, 4, 3, 12, 5, 2);
+  const auto order = batch_order::shuffled(24, 5, 6, 21, /*drop_last=*/false);
+  Mlp<double> model(4, {5}, 3, activation::tanh);
+  plateau_schedule schedule(0.5, 0.5, 1, 0.5);  // patience 1, a high threshold: reduces during training
+  check(compare_with_forward(model, schedule, train, order, test, 0.5, 0.02));
+  CHECK(schedule.reductions() >= 1);
+}
+
+TEST_CASE("adjoint equals forward tracking: LeNet-5, momentum and weight decay") {
+  dataset<double> images({1, 28, 28}, normal_vector(static_cast<std::size_t>(10 * 784), 31, 0.5),
+                         std::vector<label_type>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}, 10);
+  const auto test_images = [] {
+    std::vector<label_type> labels{3, 7};
+    return dataset<double>({1, 28, 28}, normal_vector(2 * 784, 32, 0.5), std::move(labels), 10);
+  }();
+  const auto order = batch_order::shuffled(10, 4, 2, 9, /*drop_last=*/false);  // 3 steps per epoch, last of 2
+  LeNet5<double> model;
+  check(compare_with_forward(model, constant_schedule(0.05), images, order, test_images, 0.9, 1e-3));
+}
+
+TEST_CASE("HessianFree adjoint equals lean mode, its forward counterpart for a known test set") {
+  const auto train = classification_data(21, 4, 3, 13, 5, 1);
+  const auto test = classification_data(4, 4, 3, 14, 5, 1);
+  const auto order = batch_order::shuffled(21, 4, 3, 8, /*drop_last=*/false);
+  using loss_t = SoftmaxCrossEntropy<double>;
+  Mlp<double> model(4, {6}, 3, activation::tanh);
+  loss_t loss;
+  const index P = model.parameter_count(), N = train.size();
+  std::vector<double> w0(static_cast<std::size_t>(P));
+  model.initialize(vector_view<double>(w0.data(), P), 5);
+  const auto run = [&](auto&... callbacks) {
+    SGD<double> optimizer(P, {.momentum = 0.9, .weight_decay = 0.01});
+    step_schedule schedule(0.3, {1}, 0.5);
+    std::vector<double> w = w0;
+    trainer fit(model, loss, optimizer, schedule, {.progress = progress_mode::never});
+    (void)fit.fit(vector_view<double>(w.data(), P), train, order, nullptr, callbacks...);
+    return std::pair{w, optimizer.step_coefficients(0.0)};
+  };
+  trajectory_recorder<double, cpu> trajectory;
+  const auto [w_T, coefficients] = run(trajectory);
+  const auto U = per_sample_gradients(model, loss, vector_view<const double>(w_T.data(), P), test);
+  std::vector<index> everyone(static_cast<std::size_t>(N));
+  std::iota(everyone.begin(), everyone.end(), index{0});
+  hypergradient_tracker<Mlp<double>, loss_t, HessianFree> lean(model, loss, everyone, N, coefficients.p,
+                                                                 coefficients.lambda, lean_projection<double>{U.view()});
+  const auto [w_again, unused] = run(lean);
+  REQUIRE(w_again == w_T);  // the identical trajectory
+  const SGD<double> optimizer(P, {.momentum = 0.9, .weight_decay = 0.01});
+  const auto adjoint = adjoint_projections<HessianFree>(model, loss, train, order, trajectory, U.view(), optimizer);
+  CHECK(relative_error(host_values<double>(adjoint.view()), host_values<double>(lean.projections())) <= 1e-10);
+}
+
+TEST_CASE("Exact adjoint equals central finite differences of retraining with a perturbed sample weight") {
+  const auto train = classification_data(12, 3, 3, 1);
+  const auto test = classification_data(3, 3, 3, 2);
+  const auto order = batch_order::shuffled(12, 4, 3, 5);  // 9 steps
+  using loss_t = SoftmaxCrossEntropy<double>;
+  Mlp<double> model(3, {5}, 3, activation::tanh);
+  loss_t loss;
+  const index P = model.parameter_count();
+  const sgd_run settings{0.9, 0.01, [&] {
+                           std::vector<double> r;
+                           for (index t = 0; t < order.steps(); ++t) r.push_back(0.3 * std::pow(0.9, static_cast<double>(t)));
+                           return r;
+                         }()};
+  SGD<double> optimizer(P, {.momentum = settings.momentum, .weight_decay = settings.weight_decay});
+  list_schedule schedule(settings.rates);
+  std::vector<double> w0(static_cast<std::size_t>(P));
+  model.initialize(vector_view<double>(w0.data(), P), 7);
+  std::vector<double> w = w0;
+  trajectory_recorder<double, cpu> trajectory;
+  trainer fit(model, loss, optimizer, schedule, {.progress = progress_mode::never});
+  (void)fit.fit(vector_view<double>(w.data(), P), train, order, nullptr, trajectory);
+  const auto U = per_sample_gradients(model, loss, vector_view<const double>(w.data(), P), test);
+  const auto adjoint = host_values<double>(
+      adjoint_projections<Exact>(model, loss, train, order, trajectory, U.view(), optimizer).view());
+  const auto u = host_values<double>(U.view());
+  for (const index i : {index{0}, index{5}, index{11}}) {
+    CAPTURE(i);
+    const auto d = retraining_derivative(model, loss, train, order, w0, settings, i, 1e-3);  // dw_T/dε_i
+    std::vector<double> want(static_cast<std::size_t>(test.size())), got(want.size());
+    for (index j = 0; j < test.size(); ++j) {
+      double s = 0;
+      for (index k = 0; k < P; ++k) s += u[static_cast<std::size_t>(j * P + k)] * d[static_cast<std::size_t>(k)];
+      want[static_cast<std::size_t>(j)] = s;
+      got[static_cast<std::size_t>(j)] = adjoint[static_cast<std::size_t>(i * test.size() + j)];
+    }
+    // Richardson truncation O(h⁴) ≈ 1e-12 at h = 1e-3 plus roundoff ≈ ε/h: 1e-9 leaves room, a wrong
+    // term would be off by O(1).
+    CHECK(relative_error(got, want) <= 1e-9);
+  }
+}
+
+TEST_CASE("adjoint_projections refuses a trajectory, an order or directions that do not fit") {
+  const auto train = classification_data(8, 3, 3, 1);
+  const auto order = batch_order::sequential(8, 4, 1);
+  Mlp<double> model(3, {4}, 3, activation::tanh);
+  SoftmaxCrossEntropy<double> loss;
+  const index P = model.parameter_count();
+  SGD<double> optimizer(P);
+  trajectory_recorder<double, cpu> empty;
+  matrix<double, cpu> U(2, P);
+  CHECK_THROWS_AS((void)adjoint_projections<Exact>(model, loss, train, order, empty, U.view(), optimizer), invalid_argument);
+  matrix<double, cpu> wrong(2, P + 1);
+  trajectory_recorder<double, cpu> two_steps;
+  std::vector<double> w(static_cast<std::size_t>(P));
+  constant_schedule schedule(0.1);
+  trainer fit(model, loss, optimizer, schedule, {.progress = progress_mode::never});
+  (void)fit.fit(vector_view<double>(w.data(), P), train, order, nullptr, two_steps);
+  CHECK_THROWS_AS((void)adjoint_projections<Exact>(model, loss, train, order, two_steps, wrong.view(), optimizer),
+                  shape_error);
+  CHECK_THROWS_AS((void)adjoint_projections<Exact>(model, loss, train, batch_order::sequential(8, 2, 1), two_steps,
+                                                   U.view(), optimizer),
+                  invalid_argument);
+  // Recording must start at step 0: a second run into the same recorder is refused.
+  CHECK_THROWS_AS((void)fit.fit(vector_view<double>(w.data(), P), train, order, nullptr, two_steps), invalid_argument);
+}
+
+} // namespace hydra::test
