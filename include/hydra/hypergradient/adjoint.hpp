@@ -35,6 +35,7 @@
 #include "hydra/optim/concepts.hpp"
 #include "hydra/train/batch.hpp"
 #include "hydra/train/callback.hpp"
+#include "hydra/train/progress.hpp"
 
 namespace hydra {
 
@@ -68,6 +69,8 @@ struct adjoint_options {
   std::size_t hvp_memory_bytes = std::size_t{256} << 20;
   /// Stop with numerical_error when the adjoint becomes NaN/Inf (naming the step).
   bool check_finite = true;
+  /// A progress line on stderr for the backward sweep, as the trainer's (automatic: on a terminal).
+  progress_mode progress = progress_mode::automatic;
 };
 
 /// Row i, column j: u_j·∇_{T,i} for every training sample i of `train` (N × M, backend memory), u_j
@@ -101,8 +104,10 @@ adjoint_projections(M& model, L& loss, const dataset<typename M::scalar_type>& t
   std::vector<double> result(static_cast<std::size_t>(N * count), 0.0);
   std::vector<T> host_couplings;
   device_batch<T, B> batch;
+  progress_line progress(options.progress);
 
   for (index t = order.steps() - 1; t >= 0; --t) {
+    progress.update(order.steps() - t, order.steps(), "adjoint: back through step " + std::to_string(t));
     const auto indices = order.batch(t);
     const auto size = static_cast<index>(indices.size());
     const auto w = trajectory.parameters(t);
@@ -146,6 +151,7 @@ adjoint_projections(M& model, L& loss, const dataset<typename M::scalar_type>& t
                             " (going backwards from step " + std::to_string(order.steps() - 1) + ")");
   }
 
+  progress.clear();
   std::vector<T> host(result.begin(), result.end());
   return matrix<T, B>::from_host(host, N, count);
 }
