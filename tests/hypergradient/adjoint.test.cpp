@@ -231,6 +231,67 @@ TEST_CASE("Exact adjoint equals central finite differences of retraining with a 
   }
 }
 
+TEST_CASE("checkpoints every K steps: recomputed segments are the recorded parameters bit for bit, and so is the adjoint") {
+  const auto train = classification_data(23, 4, 3, 5, 7, 2);
+  const auto test = classification_data(4, 4, 3, 6, 7, 2);
+  const auto order = batch_order::shuffled(23, 5, 3, 17, /*drop_last=*/false);  // 15 steps, last batch of 3
+  using loss_t = SoftmaxCrossEntropy<double>;
+  Mlp<double> model(4, {6}, 3, activation::tanh);
+  loss_t loss;
+  const index P = model.parameter_count(), T = order.steps();
+  for (const index K : {index{1}, index{2}, index{3}, index{7}, T, T + 5}) {
+    CAPTURE(K);
+    SGD<double> optimizer(P, {.momentum = 0.9, .weight_decay = 0.01});
+    plateau_schedule schedule(0.3, 0.5, 1, 0.3);  // rates decided during training, replayed as recorded
+    std::vector<double> w(static_cast<std::size_t>(P));
+    model.initialize(vector_view<double>(w.data(), P), 3);
+    trajectory_recorder<double, cpu> everything;
+    checkpointed_trajectory checkpointed(model, loss, optimizer, train, order, K);
+    trainer fit(model, loss, optimizer, schedule, {.progress = progress_mode::never});
+    (void)fit.fit(vector_view<double>(w.data(), P), train, order, nullptr, everything, checkpointed);
+    const auto final_velocity = host_values<double>(optimizer.velocity().as_matrix(1, P));
+    const auto U = per_sample_gradients(model, loss, vector_view<const double>(w.data(), P), test);
+    {
+      bool identical = true;
+      for (index t = T - 1; t >= 0; --t)  // the sweep's order
+        identical = identical && host_values<double>(checkpointed.parameters(t).as_matrix(1, P)) ==
+                                     host_values<double>(everything.parameters(t).as_matrix(1, P)) &&
+                    checkpointed.learning_rate(t) == everything.learning_rate(t);
+      CHECK(identical);
+      CHECK(checkpointed.recomputed_segments() == (T + K - 1) / K);
+      const auto from_all = adjoint_projections<Exact>(model, loss, train, order, everything, U.view(), optimizer);
+      const auto from_checkpoints =
+          adjoint_projections<Exact>(model, loss, train, order, checkpointed, U.view(), optimizer);
+      CHECK(host_values<double>(from_checkpoints.view()) == host_values<double>(from_all.view()));
+    }
+    // ~checkpointed_trajectory is still ahead; the optimizer's velocity was moved by the replays.
+    CHECK(host_values<double>(optimizer.velocity().as_matrix(1, P)) != final_velocity);
+  }
+}
+
+TEST_CASE("checkpointed_trajectory gives the optimizer back its final velocity and refuses bad requests") {
+  const auto train = classification_data(8, 3, 3, 1);
+  const auto order = batch_order::sequential(8, 2, 2);  // 8 steps
+  SoftmaxCrossEntropy<double> loss;
+  Mlp<double> model(3, {4}, 3, activation::tanh);
+  const index P = model.parameter_count();
+  SGD<double> optimizer(P, {.momentum = 0.9});
+  std::vector<double> w(static_cast<std::size_t>(P), 0.1);
+  std::vector<double> final_velocity;
+  {
+    checkpointed_trajectory checkpointed(model, loss, optimizer, train, order, 3);
+    constant_schedule schedule(0.1);
+    trainer fit(model, loss, optimizer, schedule, {.progress = progress_mode::never});
+    (void)fit.fit(vector_view<double>(w.data(), P), train, order, nullptr, checkpointed);
+    final_velocity = host_values<double>(optimizer.velocity().as_matrix(1, P));
+    (void)checkpointed.parameters(0);  // replays from step 0: the velocity moves
+    CHECK_THROWS_AS((void)checkpointed.parameters(8), invalid_argument);
+    CHECK_THROWS_AS((void)checkpointed.parameters(-1), invalid_argument);
+  }
+  CHECK(host_values<double>(optimizer.velocity().as_matrix(1, P)) == final_velocity);
+  CHECK_THROWS_AS((checkpointed_trajectory{model, loss, optimizer, train, order, 0}), invalid_argument);
+}
+
 TEST_CASE("adjoint_projections refuses a trajectory, an order or directions that do not fit") {
   const auto train = classification_data(8, 3, 3, 1);
   const auto order = batch_order::sequential(8, 4, 1);

@@ -16,8 +16,9 @@
 // with the M vectors c_t, and (Exact) one batched HVP of the M vectors at w_{t−1}. Without the
 // Hessian term every a_t, m_t is a multiple of u, which is what lean mode carries forward.
 //
-// What the sweep needs of training, recorded by trajectory_recorder (a trainer callback): w_{t−1}
-// and η_t of every step, in backend memory (T × |w| values; the batch order gives the batches).
+// What the sweep needs of training is w_{t−1} and η_t of every step (trajectory.hpp: all of them
+// kept, or checkpoints every K steps with each segment recomputed; the batch order gives the
+// batches).
 
 #include <algorithm>
 #include <cstddef>
@@ -30,39 +31,14 @@
 #include "hydra/data/batch_order.hpp"
 #include "hydra/data/dataset.hpp"
 #include "hydra/hypergradient/policy.hpp"
+#include "hydra/hypergradient/trajectory.hpp"
 #include "hydra/nn/concepts.hpp"
 #include "hydra/nn/hvp_workspace.hpp"
 #include "hydra/optim/concepts.hpp"
 #include "hydra/train/batch.hpp"
-#include "hydra/train/callback.hpp"
 #include "hydra/train/progress.hpp"
 
 namespace hydra {
-
-/// The parameters before every step and the step's learning rate, recorded from step 0 on.
-template <Scalar T, class B>
-class trajectory_recorder {
-public:
-  void before_update(const step_context<T, B>& ctx) {
-    if (ctx.step != steps())
-      throw invalid_argument("trajectory_recorder: step " + std::to_string(ctx.step) + " arrived after " +
-                             std::to_string(steps()) + " recorded steps; record a run from its first step");
-    vector<T, B> w(ctx.parameters.size);
-    B::copy(ctx.parameters, w.view());
-    parameters_.push_back(std::move(w));
-    learning_rates_.push_back(ctx.learning_rate);
-  }
-
-  [[nodiscard]] index steps() const noexcept { return static_cast<index>(parameters_.size()); }
-  /// w_{t−1} of step t (0-based t: the parameters at which step t took its gradient).
-  [[nodiscard]] vector_view<const T> parameters(index t) const { return parameters_.at(static_cast<std::size_t>(t)).view(); }
-  /// η_t as applied at step t.
-  [[nodiscard]] T learning_rate(index t) const { return learning_rates_.at(static_cast<std::size_t>(t)); }
-
-private:
-  std::vector<vector<T, B>> parameters_;
-  std::vector<T> learning_rates_;
-};
 
 struct adjoint_options {
   /// Exact only: the most bytes of Hessian-vector-product workspace in use at once.
@@ -75,14 +51,15 @@ struct adjoint_options {
 
 /// Row i, column j: u_j·∇_{T,i} for every training sample i of `train` (N × M, backend memory), u_j
 /// the rows of `directions` (M × |w|, backend memory), along the training run that `trajectory`
-/// recorded with `order` and `optimizer` (its step_coefficients give p, λ; η_t is the recorded
-/// one). Exact keeps the Hessian term, HessianFree drops it. C(i, j) = −(1/N)·result(i, j)
+/// (a trajectory_recorder or checkpointed_trajectory) recorded with `order` and `optimizer` (its
+/// step_coefficients give p, λ; η_t is the recorded one); the steps are visited from the last to
+/// the first. Exact keeps the Hessian term, HessianFree drops it. C(i, j) = −(1/N)·result(i, j)
 /// (contributions_from_projections) when u_j = ∇ℓ(test_j, w_T).
-template <HypergradientPolicy Policy, class M, class L, class O>
+template <HypergradientPolicy Policy, class M, class L, class Trajectory, class O>
 [[nodiscard]] matrix<typename M::scalar_type, typename M::backend_type>
 adjoint_projections(M& model, L& loss, const dataset<typename M::scalar_type>& train, const batch_order& order,
-                    const trajectory_recorder<typename M::scalar_type, typename M::backend_type>& trajectory,
-                    matrix_view<const typename M::scalar_type> directions, const O& optimizer, adjoint_options options = {}) {
+                    Trajectory& trajectory, matrix_view<const typename M::scalar_type> directions, const O& optimizer,
+                    adjoint_options options = {}) {
   using T = typename M::scalar_type;
   using B = typename M::backend_type;
   static_assert(check_model<M>());

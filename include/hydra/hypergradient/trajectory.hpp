@@ -1,0 +1,158 @@
+#pragma once
+// What the adjoint sweep (adjoint.hpp) needs of a training run: w_{t−1} and η_t of every step t,
+// visited from the last step back to the first. Two trainer callbacks record it:
+//  - trajectory_recorder keeps every w_{t−1}: T × |w| values;
+//  - checkpointed_trajectory keeps w and the optimizer's velocity every K steps and recomputes a
+//    segment of K parameter vectors forward when the sweep reaches it, with the trainer's own
+//    operations in the trainer's order, so the recomputed vectors are the recorded ones bit for
+//    bit: O(T/K + K) vectors, one extra forward pass over the run.
+// Both offer steps(), parameters(t) and learning_rate(t).
+
+#include <cstddef>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "hydra/core/error.hpp"
+#include "hydra/core/tensor.hpp"
+#include "hydra/data/batch_order.hpp"
+#include "hydra/data/dataset.hpp"
+#include "hydra/optim/concepts.hpp"
+#include "hydra/train/batch.hpp"
+#include "hydra/train/callback.hpp"
+
+namespace hydra {
+
+namespace detail {
+inline void check_next_step(const char* who, index step, index recorded) {
+  if (step != recorded)
+    throw invalid_argument(std::string(who) + ": step " + std::to_string(step) + " arrived after " +
+                           std::to_string(recorded) + " recorded steps; record a run from its first step");
+}
+} // namespace detail
+
+/// The parameters before every step and the step's learning rate, recorded from step 0 on.
+template <Scalar T, class B>
+class trajectory_recorder {
+public:
+  void before_update(const step_context<T, B>& ctx) {
+    detail::check_next_step("trajectory_recorder", ctx.step, steps());
+    vector<T, B> w(ctx.parameters.size);
+    B::copy(ctx.parameters, w.view());
+    parameters_.push_back(std::move(w));
+    learning_rates_.push_back(ctx.learning_rate);
+  }
+
+  [[nodiscard]] index steps() const noexcept { return static_cast<index>(parameters_.size()); }
+  /// w_{t−1} of step t (0-based t: the parameters at which step t took its gradient).
+  [[nodiscard]] vector_view<const T> parameters(index t) const { return parameters_.at(static_cast<std::size_t>(t)).view(); }
+  /// η_t as applied at step t.
+  [[nodiscard]] T learning_rate(index t) const { return learning_rates_.at(static_cast<std::size_t>(t)); }
+
+private:
+  std::vector<vector<T, B>> parameters_;
+  std::vector<T> learning_rates_;
+};
+
+/// Checkpoints every `every` steps (w_{t−1} and the optimizer's velocity before step t) and the
+/// learning rate of every step; parameters(t) recomputes t's segment from its checkpoint when
+/// the segment is not the one held. The recomputation steps `optimizer` — the one training
+/// used, restored to its final velocity when the object is destroyed — on the same data, batch
+/// order, model and loss.
+template <class M, class L, class O>
+class checkpointed_trajectory {
+public:
+  using T = typename M::scalar_type;
+  using B = typename M::backend_type;
+  static_assert(CheckpointableOptimizer<O>,
+                "hydra::checkpointed_trajectory: the optimizer must expose its velocity (velocity() and "
+                "set_velocity(), hydra::CheckpointableOptimizer) to recompute a segment of training");
+
+  checkpointed_trajectory(M& model, L& loss, O& optimizer, const dataset<T>& train, const batch_order& order, index every)
+      : model_(model), loss_(loss), optimizer_(optimizer), train_(train), order_(order), every_(every) {
+    if (every <= 0)
+      throw invalid_argument("checkpointed_trajectory: the checkpoint interval K must be positive, got " +
+                             std::to_string(every));
+  }
+  checkpointed_trajectory(const checkpointed_trajectory&) = delete;
+  checkpointed_trajectory& operator=(const checkpointed_trajectory&) = delete;
+  ~checkpointed_trajectory() {
+    if (final_velocity_.size() > 0) optimizer_.set_velocity(final_velocity_.view());
+  }
+
+  void before_update(const step_context<T, B>& ctx) {
+    detail::check_next_step("checkpointed_trajectory", ctx.step, steps());
+    if (ctx.step % every_ == 0) {
+      checkpoint c{vector<T, B>(ctx.parameters.size), vector<T, B>(ctx.parameters.size)};
+      B::copy(ctx.parameters, c.w.view());
+      B::copy(optimizer_.velocity(), c.velocity.view());
+      checkpoints_.push_back(std::move(c));
+    }
+    learning_rates_.push_back(ctx.learning_rate);
+  }
+
+  [[nodiscard]] index steps() const noexcept { return static_cast<index>(learning_rates_.size()); }
+  [[nodiscard]] index interval() const noexcept { return every_; }
+  [[nodiscard]] T learning_rate(index t) const { return learning_rates_.at(static_cast<std::size_t>(t)); }
+  /// Segments recomputed so far (each K steps of forward training, the last one shorter).
+  [[nodiscard]] index recomputed_segments() const noexcept { return recomputed_; }
+
+  /// w_{t−1} of step t; valid until parameters() is asked for a step of another segment.
+  [[nodiscard]] vector_view<const T> parameters(index t) {
+    if (t < 0 || t >= steps())
+      throw invalid_argument("checkpointed_trajectory: step " + std::to_string(t) + " is outside the " +
+                             std::to_string(steps()) + " recorded steps");
+    const index segment = t / every_;
+    if (segment != held_) recompute(segment);
+    return segment_[static_cast<std::size_t>(t - segment * every_)].view();
+  }
+
+private:
+  struct checkpoint {
+    vector<T, B> w;
+    vector<T, B> velocity;
+  };
+
+  /// Trains steps [s·K, min(T, (s+1)·K)) again from checkpoint s, as the trainer did: the batch
+  /// loaded the same way, the mean gradient from model.gradient, then optimizer.step.
+  void recompute(index segment) {
+    const index P = model_.parameter_count();
+    if (final_velocity_.size() == 0) {  // first recomputation: keep what training left in the optimizer
+      final_velocity_ = vector<T, B>(P);
+      B::copy(optimizer_.velocity(), final_velocity_.view());
+    }
+    const checkpoint& c = checkpoints_.at(static_cast<std::size_t>(segment));
+    const index first = segment * every_, end = std::min(steps(), first + every_);
+    segment_.resize(static_cast<std::size_t>(end - first));
+    vector<T, B> w(P), gradient(P);
+    B::copy(c.w.view(), w.view());
+    optimizer_.set_velocity(c.velocity.view());
+    for (index t = first; t < end; ++t) {
+      auto& kept = segment_[static_cast<std::size_t>(t - first)];
+      if (kept.size() != P) kept = vector<T, B>(P);
+      B::copy(std::as_const(w).view(), kept.view());
+      if (t + 1 == end) break;  // the next segment's start is its own checkpoint
+      batch_.load(train_, order_.batch(t));
+      (void)model_.gradient(std::as_const(w).view(), batch_.features(), batch_.targets(), loss_, gradient.view());
+      optimizer_.step(w.view(), std::as_const(gradient).view(), learning_rate(t));
+    }
+    held_ = segment;
+    ++recomputed_;
+  }
+
+  M& model_;
+  L& loss_;
+  O& optimizer_;
+  const dataset<T>& train_;
+  const batch_order& order_;
+  index every_;
+  std::vector<checkpoint> checkpoints_;
+  std::vector<T> learning_rates_;
+  std::vector<vector<T, B>> segment_;  // w_{t−1} for the steps of segment held_
+  index held_ = -1;
+  index recomputed_ = 0;
+  vector<T, B> final_velocity_;
+  device_batch<T, B> batch_;
+};
+
+} // namespace hydra
