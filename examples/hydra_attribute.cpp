@@ -37,6 +37,7 @@
 #include <hydra/attribution/contributions.hpp>
 #include <hydra/attribution/ranking.hpp>
 #include <hydra/hydra.hpp>
+#include <hydra/hypergradient/adjoint.hpp>
 #include <hydra/hypergradient/approximation_error.hpp>
 #include <hydra/hypergradient/tracker.hpp>
 #include <hydra/influence/influence.hpp>
@@ -66,6 +67,7 @@ struct options {
   bool lean = false;
   std::string state_dir, checkpoint, resume;
   hydra::index checkpoint_every = 0;
+  hydra::index adjoint_checkpoint_every = 0;  // --method exact --lean: 0 keeps every step's parameters
 };
 
 /// The tracker options of --update and --state-dir; refuses combinations the method cannot honour.
@@ -75,8 +77,15 @@ inline tracker_options tracking_settings(const options& opt) {
   if (opt.update == "eager") o.update = update_mode::eager;
   if (opt.update == "lazy" && opt.method != "hessian-free")
     fail("--update lazy applies to --method hessian-free only (the exact recurrence's Hessian changes every step)");
-  if (opt.lean && opt.method != "hessian-free")
-    fail("--lean needs --method hessian-free (the Hessian term is not a function of the projections)");
+  if (opt.lean && opt.method == "influence")
+    fail("--lean needs --method hessian-free or exact (influence functions track nothing)");
+  if (opt.lean && opt.method == "exact" && !opt.state_dir.empty())
+    fail("--state-dir cannot be combined with --method exact --lean yet: the adjoint keeps its trajectory in memory "
+         "(choose the memory with --adjoint-checkpoint-every K)");
+  if (opt.adjoint_checkpoint_every < 0)
+    fail("--adjoint-checkpoint-every must be >= 0, got " + std::to_string(opt.adjoint_checkpoint_every));
+  if (opt.adjoint_checkpoint_every > 0 && !(opt.lean && opt.method == "exact"))
+    fail("--adjoint-checkpoint-every applies to --method exact --lean only");
   if (opt.lean && (!opt.checkpoint.empty() || !opt.resume.empty()))
     fail("--lean cannot be combined with --checkpoint or --resume: the lean run trains twice");
   if (opt.checkpoint_every > 0 && opt.checkpoint.empty() && opt.resume.empty())
@@ -374,6 +383,65 @@ matrix<typename Job::T, typename Job::B> lean_contributions(Job& job) {
   return C;
 }
 
+/// The bytes --method exact --lean holds: the trajectory (every step's parameters, or K-step
+/// checkpoints of parameters and velocity plus one segment) and the N × M projections.
+inline double adjoint_bytes(index steps, index P, index N, index M, index every, std::size_t scalar) {
+  const double vectors = every == 0 ? static_cast<double>(steps)
+                                    : 2.0 * static_cast<double>((steps + every - 1) / every) + static_cast<double>(every);
+  return (vectors * static_cast<double>(P) + 2.0 * static_cast<double>(N) * static_cast<double>(M)) *
+         static_cast<double>(scalar);
+}
+
+/// --method exact --lean: one training run recording the trajectory, then the adjoint sweep gives
+/// the exact contributions of every training sample at once (docs/hypergradient.md, "The
+/// adjoint"); --track chooses which rows are written.
+template <class Job>
+matrix<typename Job::T, typename Job::B> adjoint_contributions(Job& job) {
+  using T = typename Job::T;
+  using B = typename Job::B;
+  tracking_settings(job.opt);  // refuses what the adjoint cannot honour
+  const index P = job.w.size(), N = job.N(), M = job.test.size(), K = job.opt.adjoint_checkpoint_every;
+  std::vector<index> position(static_cast<std::size_t>(N), -1);  // the tracker's checks, before training
+  for (std::size_t r = 0; r < job.tracked.size(); ++r) {
+    const index i = job.tracked[r];
+    if (i < 0 || i >= N)
+      fail("--track: tracked[" + std::to_string(r) + "] = " + std::to_string(i) + " is outside the training set [0, " +
+           std::to_string(N) + ")");
+    if (position[static_cast<std::size_t>(i)] >= 0)
+      fail("--track: training sample " + std::to_string(i) + " is tracked twice (tracked[" +
+           std::to_string(position[static_cast<std::size_t>(i)]) + "] and tracked[" + std::to_string(r) + "])");
+    position[static_cast<std::size_t>(i)] = static_cast<index>(r);
+  }
+  const double bytes = adjoint_bytes(job.order.steps(), P, N, M, K, sizeof(T));
+  const auto available = static_cast<double>(B::memory_available());
+  if (bytes > available)
+    fail("--method exact --lean would hold " + std::to_string(static_cast<long long>(bytes)) + " bytes (" +
+         (K == 0 ? std::string("every step's parameters") : "checkpoints every " + std::to_string(K) + " steps") +
+         "), more than the " + std::to_string(static_cast<long long>(available)) +
+         " available; use --adjoint-checkpoint-every K (about the square root of the step count)");
+  const auto sweep = [&](auto& trajectory) {
+    job.fit.fit(job.w.view(), job.train, job.order, nullptr, trajectory);
+    const auto U = per_sample_gradients(job.model, job.loss, std::as_const(job.w).view(), job.test);
+    return adjoint_projections<Exact>(job.model, job.loss, job.train, job.order, trajectory, U.view(), job.optimizer);
+  };
+  matrix<T, B> all;
+  if (K == 0) {
+    trajectory_recorder<T, B> trajectory;
+    all = sweep(trajectory);
+  } else {
+    checkpointed_trajectory trajectory(job.model, job.loss, job.optimizer, job.train, job.order, K);
+    all = sweep(trajectory);
+  }
+  matrix<T, B> rows(static_cast<index>(job.tracked.size()), M);
+  for (std::size_t r = 0; r < job.tracked.size(); ++r) {
+    const index i = job.tracked[r];
+    B::copy(vector_view<const T>(std::as_const(all).view().row(i), M),
+            vector_view<T>(rows.view().row(static_cast<index>(r)), M));
+  }
+  remove_hypergradients(job.out());
+  return contributions_from_projections<B>(std::as_const(rows).view(), N);
+}
+
 /// --method hessian-free or exact: trains while tracking the hypergradients, writes them, then C.
 template <class Policy, class Job>
 matrix<typename Job::T, typename Job::B> tracked_contributions(Job& job) {
@@ -396,6 +464,7 @@ matrix<typename Job::T, typename Job::B> tracked_contributions(Job& job) {
 template <class Policy, class Job>
 matrix<typename Job::T, typename Job::B> contributions_of(Job& job) {
   if constexpr (std::is_same_v<Policy, Influence>) return influence_contributions(job);
+  else if (job.opt.lean && Policy::hessian_aware) return adjoint_contributions(job);
   else if (job.opt.lean) return lean_contributions<Policy>(job);
   else return tracked_contributions<Policy>(job);
 }
@@ -517,7 +586,12 @@ int main(int argc, char** argv) {
   app.add_option("--lissa-repeats", opt.lissa_repeats, "influence, lissa: repeats averaged")->capture_default_str();
   app.add_option("--update", opt.update, "hessian-free: lazy (default; touches a sample's state only when it is in a batch) or eager (Algorithm 1, every state every step)")
       ->check(CLI::IsMember({"lazy", "eager"}));
-  app.add_flag("--lean", opt.lean, "hessian-free: contributions only, O(n·M) memory (trains twice; no hypergradients.npy)");
+  app.add_flag("--lean", opt.lean,
+               "contributions only, no hypergradients.npy: hessian-free trains twice with O(n·M) memory; exact trains "
+               "once and gets every training sample's exact contributions by the adjoint sweep");
+  app.add_option("--adjoint-checkpoint-every", opt.adjoint_checkpoint_every,
+                 "--method exact --lean: keep the parameters every K steps and recompute the rest (0: keep every step)")
+      ->capture_default_str();
   app.add_option("--state-dir", opt.state_dir, "keep the tracker's states in a memory-mapped scratch file in this folder");
   app.add_option("--checkpoint", opt.checkpoint, "write crash-safe checkpoints (every epoch, and see --checkpoint-every) into this folder");
   app.add_option("--checkpoint-every", opt.checkpoint_every, "also checkpoint after every this many steps (0: epoch ends only)")

@@ -357,6 +357,35 @@ TEST_CASE("hydra-attribute --update, --lean and --state-dir: the same attributio
   CHECK(relative_error(load_npy_features<double>(f.dir / "lean/contributions.npy").data, C) <= 1e-10);
   CHECK(file_bytes(f.dir / "lean/weights.npy") == file_bytes(f.dir / "lazy/weights.npy"));
 
+  // --method exact --lean: every sample's exact contributions by the adjoint sweep, against the
+  // forward Exact tracker's (all samples tracked, the default --track all).
+  const auto exact = run_tool(f.dir, common + " --method exact --out " + f.path("exact"));
+  INFO(exact.err);
+  REQUIRE(exact.status == 0);
+  const auto exact_lean = run_tool(f.dir, common + " --method exact --lean --out " + f.path("exact_lean"));
+  INFO(exact_lean.err);
+  REQUIRE(exact_lean.status == 0);
+  CHECK_FALSE(fs::exists(f.dir / "exact_lean/hypergradients.npy"));
+  const auto C_exact = load_npy_features<double>(f.dir / "exact/contributions.npy").data;
+  CHECK(relative_error(load_npy_features<double>(f.dir / "exact_lean/contributions.npy").data, C_exact) <= 1e-10);
+  CHECK(relative_error(C_exact, C) >= 1e-3);  // the Hessian term matters here: the comparison is telling
+  CHECK(file_bytes(f.dir / "exact_lean/weights.npy") == file_bytes(f.dir / "exact/weights.npy"));
+  // Checkpoints every 3 steps, the rest recomputed: the same bytes.
+  const auto recomputed = run_tool(f.dir, common + " --method exact --lean --adjoint-checkpoint-every 3 --out " +
+                                              f.path("exact_lean_k"));
+  REQUIRE(recomputed.status == 0);
+  CHECK(file_bytes(f.dir / "exact_lean_k/contributions.npy") == file_bytes(f.dir / "exact_lean/contributions.npy"));
+  // --track restricts the rows written, not what is computed.
+  save_npy(f.dir / "track_4_0.npy", std::vector<std::int64_t>{4, 0}, {2});
+  const auto some = run_tool(f.dir, common + " --method exact --lean --track " + f.path("track_4_0.npy") + " --out " +
+                                        f.path("exact_lean_some"));
+  REQUIRE(some.status == 0);
+  const auto C_some = load_npy_features<double>(f.dir / "exact_lean_some/contributions.npy").data;
+  const auto C_all = load_npy_features<double>(f.dir / "exact_lean/contributions.npy").data;
+  const std::size_t M = C_some.size() / 2;
+  CHECK(std::vector<double>(C_some.begin(), C_some.begin() + static_cast<std::ptrdiff_t>(M)) ==
+        std::vector<double>(C_all.begin() + static_cast<std::ptrdiff_t>(4 * M), C_all.begin() + static_cast<std::ptrdiff_t>(5 * M)));
+
   const auto mapped = run_tool(f.dir, common + " --state-dir " + f.path("states") + " --out " + f.path("mapped"));
   REQUIRE(mapped.status == 0);
   CHECK(file_bytes(f.dir / "mapped/hypergradients.npy") == file_bytes(f.dir / "lazy/hypergradients.npy"));
@@ -369,7 +398,13 @@ TEST_CASE("hydra-attribute --update, --lean and --state-dir: the same attributio
     CHECK_MESSAGE(r.err.find(needle) != std::string::npos, r.err);
   };
   expect_error(" --method exact --update lazy", "--update lazy applies to --method hessian-free only");
-  expect_error(" --method exact --lean", "--lean needs --method hessian-free");
+  expect_error(" --method influence --lean", "--lean needs --method hessian-free or exact");
+  expect_error(" --method exact --lean --state-dir " + f.path("states"),
+               "--state-dir cannot be combined with --method exact --lean");
+  expect_error(" --adjoint-checkpoint-every 3", "--adjoint-checkpoint-every applies to --method exact --lean only");
+  expect_error(" --method exact --lean --adjoint-checkpoint-every -2", "--adjoint-checkpoint-every must be >= 0");
+  save_npy(f.dir / "track_twice.npy", std::vector<std::int64_t>{1, 3, 1}, {3});
+  expect_error(" --method exact --lean --track " + f.path("track_twice.npy"), "training sample 1 is tracked twice");
   expect_error(" --lean --checkpoint " + f.path("ck"), "--lean cannot be combined with --checkpoint");
   expect_error(" --checkpoint-every 3", "--checkpoint-every needs --checkpoint");
   expect_error(" --update sometimes", "--update");
