@@ -261,7 +261,7 @@ inline std::vector<double> read_rates(const options& opt, index steps) {
 }
 
 /// The training samples to explain: --track's indices, or all N. Their range is checked by the
-/// tracker, or by check_tracked for --method influence.
+/// tracker, or by check_tracked for --method influence and --method exact --lean.
 inline std::vector<index> read_tracked(const options& opt, index N) {
   if (opt.track != "all") {
     auto t = load_npy_indices(opt.track);
@@ -323,18 +323,31 @@ inline void remove_hypergradients(const std::filesystem::path& out) {
   std::filesystem::remove(out / "hypergradients.npy");
 }
 
+/// Refuses, before training, a --track list with an index outside the training set or a sample
+/// listed twice (docs/attribution.md), in the tracker's words, for the methods that do not build
+/// a tracker (influence, exact --lean).
+inline void check_tracked(const std::vector<index>& tracked, index N) {
+  std::vector<index> position(static_cast<std::size_t>(N), -1);
+  for (std::size_t r = 0; r < tracked.size(); ++r) {
+    const index i = tracked[r];
+    if (i < 0 || i >= N)
+      fail("--track: tracked[" + std::to_string(r) + "] = " + std::to_string(i) + " is outside the training set [0, " +
+           std::to_string(N) + ")");
+    if (position[static_cast<std::size_t>(i)] >= 0)
+      fail("--track: training sample " + std::to_string(i) + " is tracked twice (tracked[" +
+           std::to_string(position[static_cast<std::size_t>(i)]) + "] and tracked[" + std::to_string(r) + "])");
+    position[static_cast<std::size_t>(i)] = static_cast<index>(r);
+  }
+}
+
 /// What --method influence refuses before training, not after it: an explicit Hessian too large,
-/// a tracked index outside the training set.
-inline void check_influence(const options& opt, const ihvp_options& settings, index P,
-                            const std::vector<index>& tracked, index N) {
+/// a bad --track list.
+inline void check_influence(const ihvp_options& settings, index P, const std::vector<index>& tracked, index N) {
   if (settings.method == ihvp_method::explicit_hessian && P > settings.explicit_hessian.max_parameters)
     fail("--ihvp explicit forms the " + std::to_string(P) + " x " + std::to_string(P) + " Hessian of a model with " +
          std::to_string(P) + " parameters; it is limited to " +
          std::to_string(settings.explicit_hessian.max_parameters) + " (use --ihvp cg or lissa)");
-  for (std::size_t r = 0; r < tracked.size(); ++r)
-    if (tracked[r] < 0 || tracked[r] >= N)
-      fail("--track " + opt.track + ": index " + std::to_string(tracked[r]) + " at position " + std::to_string(r) +
-           " is outside the training set [0, " + std::to_string(N) + ")");
+  check_tracked(tracked, N);
 }
 
 /// --method influence: trains without tracking, then C_IF at w_T.
@@ -343,7 +356,7 @@ matrix<typename Job::T, typename Job::B> influence_contributions(Job& job) {
   using T = typename Job::T;
   const auto settings = ihvp_settings(job.opt);
   tracking_settings(job.opt);  // refuses the tracking flags
-  check_influence(job.opt, settings, job.w.size(), job.tracked, job.N());
+  check_influence(settings, job.w.size(), job.tracked, job.N());
   job.train_model();
   auto result = influence(job.model, job.loss, std::as_const(job.w).view(), job.train, job.tracked, job.test,
                           static_cast<T>(job.opt.weight_decay), {.ihvp = settings});
@@ -401,17 +414,7 @@ matrix<typename Job::T, typename Job::B> adjoint_contributions(Job& job) {
   using B = typename Job::B;
   tracking_settings(job.opt);  // refuses what the adjoint cannot honour
   const index P = job.w.size(), N = job.N(), M = job.test.size(), K = job.opt.adjoint_checkpoint_every;
-  std::vector<index> position(static_cast<std::size_t>(N), -1);  // the tracker's checks, before training
-  for (std::size_t r = 0; r < job.tracked.size(); ++r) {
-    const index i = job.tracked[r];
-    if (i < 0 || i >= N)
-      fail("--track: tracked[" + std::to_string(r) + "] = " + std::to_string(i) + " is outside the training set [0, " +
-           std::to_string(N) + ")");
-    if (position[static_cast<std::size_t>(i)] >= 0)
-      fail("--track: training sample " + std::to_string(i) + " is tracked twice (tracked[" +
-           std::to_string(position[static_cast<std::size_t>(i)]) + "] and tracked[" + std::to_string(r) + "])");
-    position[static_cast<std::size_t>(i)] = static_cast<index>(r);
-  }
+  check_tracked(job.tracked, N);
   const double bytes = adjoint_bytes(job.order.steps(), P, N, M, K, sizeof(T));
   const auto available = static_cast<double>(B::memory_available());
   if (bytes > available)

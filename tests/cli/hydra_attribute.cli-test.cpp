@@ -261,6 +261,11 @@ TEST_CASE("hydra-attribute: every bad input gets a one-line error and a non-zero
   expect_error(base + " --model softmax:3,3 --track " + f.path("bad_track.npy"), "tracked[1] = 12 is outside");
   save_npy(f.dir / "dup_track.npy", std::vector<std::int64_t>{2, 5, 2}, {3});
   expect_error(base + " --model softmax:3,3 --track " + f.path("dup_track.npy"), "training sample 2 is tracked twice");
+  // Methods without a tracker refuse the same lists in the same words (check_tracked).
+  expect_error(base + " --model softmax:3,3 --method influence --track " + f.path("dup_track.npy"),
+               "training sample 2 is tracked twice");
+  expect_error(base + " --model softmax:3,3 --method influence --track " + f.path("bad_track.npy"),
+               "tracked[1] = 12 is outside");
   save_npy(f.dir / "bad_order.npy", std::vector<std::int64_t>{0, 1, 2, 99}, {2, 2});
   expect_error(f.data_args() + " --out " + f.path("out") + " --model softmax:3,3 --order " + f.path("bad_order.npy"),
                "row 1, column 1");
