@@ -101,6 +101,56 @@ void check_model_derivatives(M& model, L& loss, const host_batch& b, const std::
       CHECK(relative_error(hv, single) <= 1e-13);
     }
   }
+  SUBCASE("per-sample loss derivatives (HVP tangent pass, forward mode) against per-sample gradients and differences") {
+    const index k = 3;
+    const auto V = normal_vector(static_cast<std::size_t>(k * P), 98);
+    const auto plain = hvps_at(model, loss, b, w, V, k);
+    std::vector<double> HV(plain.size()), D(static_cast<std::size_t>(b.rows * k)), G(static_cast<std::size_t>(b.rows * P));
+    model.hessian_vector_products(vector_view<const double>(w.data(), P), b.features(), b.y(), loss,
+                                  matrix_view<const double>(V.data(), k, P), matrix_view<double>(HV.data(), k, P),
+                                  matrix_view<double>(D.data(), b.rows, k));
+    CHECK(HV == plain);  // the derivatives are an extra output; the products do not change by a bit
+    std::vector<double> J(D.size());  // the same derivatives by forward mode alone
+    model.directional_derivatives(vector_view<const double>(w.data(), P), b.features(), b.y(), loss,
+                                  matrix_view<const double>(V.data(), k, P), matrix_view<double>(J.data(), b.rows, k));
+    model.per_sample_gradients(vector_view<const double>(w.data(), P), b.features(), b.y(), loss,
+                               matrix_view<double>(G.data(), b.rows, P));
+    // Per-sample losses as a vector function of w, for the differences.
+    auto losses = [&](const std::vector<double>& v) {
+      std::vector<double> out;
+      for (index s = 0; s < b.rows; ++s) {
+        host_batch one{1, b.cols, {b.x.begin() + s * b.cols, b.x.begin() + (s + 1) * b.cols}, {b.labels[static_cast<std::size_t>(s)]}, {}, b.target_cols};
+        if (!b.targets.empty())
+          one.targets.assign(b.targets.begin() + s * b.target_cols, b.targets.begin() + (s + 1) * b.target_cols);
+        out.push_back(loss_at(model, loss, one, v));
+      }
+      return out;
+    };
+    for (index j = 0; j < k; ++j) {
+      const std::vector<double> v(V.begin() + j * P, V.begin() + (j + 1) * P);
+      std::vector<double> fused, forward_mode, from_gradients;
+      for (index s = 0; s < b.rows; ++s) {
+        fused.push_back(D[static_cast<std::size_t>(s * k + j)]);
+        forward_mode.push_back(J[static_cast<std::size_t>(s * k + j)]);
+        double dot = 0;
+        for (index q = 0; q < P; ++q) dot += G[static_cast<std::size_t>(s * P + q)] * v[static_cast<std::size_t>(q)];
+        from_gradients.push_back(dot);
+      }
+      // Two exact routes (tangent forward vs backward pass) differ by rounding alone: ~√P·ε.
+      CHECK(relative_error(fused, from_gradients) <= 1e-12);
+      CHECK(relative_error(forward_mode, from_gradients) <= 1e-12);
+      CHECK(relative_error(fused, central_directional(losses, w, v)) <= 1e-7);
+    }
+    CHECK_THROWS_AS(model.directional_derivatives(vector_view<const double>(w.data(), P), b.features(), b.y(), loss,
+                                                  matrix_view<const double>(V.data(), k, P),
+                                                  matrix_view<double>(J.data(), b.rows, k + 1)),
+                    shape_error);
+    CHECK_THROWS_AS(model.hessian_vector_products(vector_view<const double>(w.data(), P), b.features(), b.y(), loss,
+                                                  matrix_view<const double>(V.data(), k, P),
+                                                  matrix_view<double>(HV.data(), k, P),
+                                                  matrix_view<double>(D.data(), b.rows + 1, k)),
+                    shape_error);
+  }
   SUBCASE("HVPs against the explicit Hessian from second differences of the loss") {
     const auto H = second_differences_hessian(f, w);
     const auto I = [&] {

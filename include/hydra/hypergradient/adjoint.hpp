@@ -12,9 +12,10 @@
 //   a_t·∇_t + m_t·dv_t = a_t·∇_{t−1} + c_t·dv_t = (a_t + (H_t + λ)c_t)·∇_{t−1} + p·c_t·dv_{t−1} + c_t·s_{t,i}
 // (H_t symmetric), so a_{t−1} = a_t + (H_t + λ)·c_t, m_{t−1} = p·c_t, and since ∇_0 = dv_0 = 0,
 //   u·∇_{T,i} = Σ_t [i ∈ B_t]·w_{t,i}·(c_t·g_{t,i}).
-// Per step backwards: the batch's per-sample gradients at w_{t−1}, one GEMM for their couplings
-// with the M vectors c_t, and (Exact) one batched HVP of the M vectors at w_{t−1}. Without the
-// Hessian term every a_t, m_t is a multiple of u, which is what lean mode carries forward.
+// Per step backwards, Exact: one batched HVP of the M vectors c_t at w_{t−1}, whose tangent pass
+// also gives the couplings c_t·g_{t,i} (∂ℓ_i/∂z_i·R{z_i}); HessianFree: a tangent pass alone for
+// them (or, for M above the batch size, the batch's per-sample gradients and one GEMM). Without the Hessian term
+// every a_t, m_t is a multiple of u, which is what lean mode carries forward.
 //
 // What the sweep needs of training is w_{t−1} and η_t of every step (trajectory.hpp: all of them
 // kept, or checkpoints every K steps with each segment recomputed; the batch order gives the
@@ -39,6 +40,21 @@
 #include "hydra/train/progress.hpp"
 
 namespace hydra {
+
+/// A model whose hessian_vector_products can also return the per-sample loss derivatives along
+/// its directions (basic_network does; docs/nn.md).
+template <class M, class L, class T>
+concept fused_couplings = requires(M& m, L& loss, vector_view<const T> w, matrix_view<const T> x, batch_targets<T> y,
+                                   matrix_view<T> out) {
+  m.hessian_vector_products(w, x, y, loss, x, out, out);
+};
+
+/// A model with forward-mode per-sample loss derivatives, directional_derivatives (basic_network).
+template <class M, class L, class T>
+concept tangent_couplings = requires(M& m, L& loss, vector_view<const T> w, matrix_view<const T> x, batch_targets<T> y,
+                                     matrix_view<T> out) {
+  m.directional_derivatives(w, x, y, loss, x, out);
+};
 
 struct adjoint_options {
   /// Exact only: the most bytes of Hessian-vector-product workspace in use at once.
@@ -94,12 +110,43 @@ adjoint_projections(M& model, L& loss, const dataset<typename M::scalar_type>& t
     B::copy(std::as_const(m).view(), c.view());  // c_t = m_t − η_t·a_t
     B::axpy(-k.eta, vector_view<const T>(flat(a)), flat(c));
 
-    // The step's source terms: w_{t,i}·(c_t·g_{t,i}) for each batch position, N/|B_t| apiece.
-    gradients.resize(size, P);
-    model.per_sample_gradients(w, batch.features(), batch.targets(), loss, gradients.view());
+    // The step's couplings c_t·g_{t,i} for each batch position, and (Exact) the M HVPs, in
+    // chunks: a_{t−1} = a_t + (H_t + λ)·c_t. Exact: a model whose HVP also returns its
+    // directions' per-sample loss derivatives gives the couplings from the HVP's tangent pass.
+    // Otherwise a tangent pass alone when M ≤ |B_t| (M directions of forward mode cost less than
+    // |B_t| per-sample gradients), else the per-sample gradients times c_tᵀ, one GEMM.
     couplings.resize(size, count);
-    B::gemm(transpose::no, transpose::yes, T(1), std::as_const(gradients).view(), std::as_const(c).view(), T(0),
-            couplings.view());
+    constexpr bool fused = Policy::hessian_aware && fused_couplings<M, L, T>;
+    if constexpr (!fused) {
+      bool by_tangent = false;
+      if constexpr (tangent_couplings<M, L, T>) by_tangent = count <= size;
+      if (by_tangent) {
+        if constexpr (tangent_couplings<M, L, T>)
+          model.directional_derivatives(w, batch.features(), batch.targets(), loss, std::as_const(c).view(),
+                                        couplings.view());
+      } else {
+        gradients.resize(size, P);
+        model.per_sample_gradients(w, batch.features(), batch.targets(), loss, gradients.view());
+        B::gemm(transpose::no, transpose::yes, T(1), std::as_const(gradients).view(), std::as_const(c).view(), T(0),
+                couplings.view());
+      }
+    }
+    if constexpr (Policy::hessian_aware) {
+      const index chunk = hvp_directions_per_call(model, size, options.hvp_memory_bytes);
+      for (index first = 0; first < count; first += chunk) {
+        const index n = std::min(chunk, count - first);
+        products.resize(n, P);
+        const auto directions_now = std::as_const(c).view().row_block(first, n);
+        if constexpr (fused)
+          model.hessian_vector_products(w, batch.features(), batch.targets(), loss, directions_now, products.view(),
+                                        couplings.view().col_block(first, n));
+        else
+          model.hessian_vector_products(w, batch.features(), batch.targets(), loss, directions_now, products.view());
+        B::axpy(T(1), vector_view<const T>(std::as_const(products).view().data, n * P),
+                vector_view<T>(a.view().row(first), n * P));
+      }
+    }
+    // The source terms: w_{t,i}·(c_t·g_{t,i}), N/|B_t| apiece.
     host_couplings.resize(static_cast<std::size_t>(size * count));
     B::copy_to_host(std::as_const(couplings).view().data, size * count, host_couplings.data());
     const double weight = static_cast<double>(N) / static_cast<double>(size);
@@ -108,18 +155,6 @@ adjoint_projections(M& model, L& loss, const dataset<typename M::scalar_type>& t
       for (index j = 0; j < count; ++j) row[j] += weight * static_cast<double>(host_couplings[static_cast<std::size_t>(b * count + j)]);
     }
 
-    // Back through step t: a_{t−1} = a_t + (H_t + λ)·c_t, m_{t−1} = p·c_t.
-    if constexpr (Policy::hessian_aware) {
-      const index chunk = hvp_directions_per_call(model, size, options.hvp_memory_bytes);
-      for (index first = 0; first < count; first += chunk) {
-        const index n = std::min(chunk, count - first);
-        products.resize(n, P);
-        model.hessian_vector_products(w, batch.features(), batch.targets(), loss,
-                                      std::as_const(c).view().row_block(first, n), products.view());
-        B::axpy(T(1), vector_view<const T>(std::as_const(products).view().data, n * P),
-                vector_view<T>(a.view().row(first), n * P));
-      }
-    }
     B::axpy(k.lambda, vector_view<const T>(flat(c)), flat(a));
     B::copy(std::as_const(c).view(), m.view());
     B::scal(k.p, flat(m));

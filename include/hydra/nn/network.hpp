@@ -9,6 +9,7 @@
 #include <concepts>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "hydra/backend/concepts.hpp"
@@ -129,30 +130,39 @@ public:
   template <Loss L>
   void hessian_vector_products(vector_view<const T> w, matrix_view<const T> x, batch_targets<T> y, L& loss_fn,
                                matrix_view<const T> directions, matrix_view<T> products) {
+    hessian_vector_products(w, x, y, loss_fn, directions, products, matrix_view<T>{});
+  }
+
+  /// The same, and directional_derivatives(b, j) = directions.row(j)·∇_w ℓ(x_b, y_b; w) (B × k), the
+  /// derivative of sample b's own loss along direction j: ∂ℓ_b/∂z_b·R{z_b}, read off the tangent
+  /// pass for k·B·|z| multiply-adds instead of B per-sample gradients and a GEMM (the adjoint
+  /// sweep needs both at each step). An empty view skips it.
+  template <Loss L>
+  void hessian_vector_products(vector_view<const T> w, matrix_view<const T> x, batch_targets<T> y, L& loss_fn,
+                               matrix_view<const T> directions, matrix_view<T> products,
+                               matrix_view<T> directional_derivatives) {
     check_parameters(w);
     const index k = directions.rows;
     if (directions.cols != parameter_count() || products.rows != k || products.cols != parameter_count())
       throw shape_error("hessian_vector_products: directions " + shape(k, directions.cols) + " and products " +
                         shape(products.rows, products.cols) + ", expected both " + shape(k, parameter_count()));
+    const bool derivatives = !directional_derivatives.empty();
+    if (derivatives && (directional_derivatives.rows != x.rows || directional_derivatives.cols != k))
+      throw shape_error("hessian_vector_products: directional derivatives " +
+                        shape(directional_derivatives.rows, directional_derivatives.cols) + ", expected " +
+                        shape(x.rows, k));
     B::fill(T(0), products);
     if (k == 0) return;
     const index batch = x.rows;
     run_forward(w, x);
-
-    // Tangent pass: r_acts_[l] = R{output of layer l}, starting at the first layer with parameters.
-    for (index l = first_parametrised_; l < layer_count(); ++l) {
-      r_acts_[l].resize(k * batch, width_after(l));
-      layers_.visit(l, [&](const auto& layer) {
-        layer.tangent(w.data + offsets_[l], slice(directions, l), input_of(l, x), activation_of(l),
-                      r_input_of(l), r_acts_[l].view());
-      });
-    }
+    run_tangent(w, x, directions);
     // Second-order backward pass, carrying δ (first order) and R{δ} together.
     const T scale = T(1) / static_cast<T>(batch);
     delta_[0].resize(batch, output_size_);
     r_delta_[0].resize(k * batch, output_size_);
     loss_fn.gradient(output(), y, scale, delta_[0].view());
     loss_fn.hessian_product(output(), y, scale, r_acts_[layer_count() - 1].view(), r_delta_[0].view());
+    if (derivatives) loss_derivatives_along(k, static_cast<T>(batch), directional_derivatives);
     int cur = 0;
     for (index l = layer_count() - 1; l >= first_parametrised_; --l) {
       const bool below = l > first_parametrised_;
@@ -170,6 +180,26 @@ public:
       });
       cur = 1 - cur;
     }
+  }
+
+  /// out(b, j) = directions.row(j)·∇_w ℓ(x_b, y_b; w) (B × k), the derivative of sample b's own
+  /// loss along direction j, by one forward and one tangent pass (forward mode: no per-sample
+  /// gradients, no backward pass).
+  template <Loss L>
+  void directional_derivatives(vector_view<const T> w, matrix_view<const T> x, batch_targets<T> y, L& loss_fn,
+                               matrix_view<const T> directions, matrix_view<T> out) {
+    check_parameters(w);
+    const index k = directions.rows;
+    if (directions.cols != parameter_count() || out.rows != x.rows || out.cols != k)
+      throw shape_error("directional_derivatives: directions " + shape(k, directions.cols) + " and output " +
+                        shape(out.rows, out.cols) + ", expected " + shape(k, parameter_count()) + " and " +
+                        shape(x.rows, k));
+    if (k == 0) return;
+    run_forward(w, x);
+    run_tangent(w, x, directions);
+    delta_[0].resize(x.rows, output_size_);
+    loss_fn.gradient(output(), y, T(1), delta_[0].view());
+    loss_derivatives_along(k, T(1), out);
   }
 
 private:
@@ -221,6 +251,30 @@ private:
       acts_[l].resize(x.rows, width_after(l));
       layers_.visit(l, [&](const auto& layer) { layer.forward(w.data + offsets_[l], input_of(l, x), acts_[l].view()); });
     }
+  }
+
+  /// Tangent pass for k directions: r_acts_[l] = R{output of layer l} ((k·B) × width, direction
+  /// j in rows j·B …), from the first layer with parameters on; run_forward first.
+  void run_tangent(vector_view<const T> w, matrix_view<const T> x, matrix_view<const T> directions) {
+    const index k = directions.rows;
+    for (index l = first_parametrised_; l < layer_count(); ++l) {
+      r_acts_[l].resize(k * x.rows, width_after(l));
+      layers_.visit(l, [&](const auto& layer) {
+        layer.tangent(w.data + offsets_[l], slice(directions, l), input_of(l, x), activation_of(l),
+                      r_input_of(l), r_acts_[l].view());
+      });
+    }
+  }
+
+  /// out(b, j) = factor·δ_b·R{z}_{j,b}: row b of delta_[0] against row b of each direction's block
+  /// of the output tangent, as B tiny GEMMs (1 × |z| times |z| × k) in one batched call.
+  void loss_derivatives_along(index k, T factor, matrix_view<T> out) {
+    const auto r_z = std::as_const(r_acts_[layer_count() - 1]).view();
+    const auto d_z = std::as_const(delta_[0]).view();
+    const index batch = d_z.rows;
+    B::gemm_batched(transpose::no, transpose::yes, factor, d_z.row_block(0, 1), d_z.stride,
+                    matrix_view<const T>{r_z.data, k, r_z.cols, batch * r_z.stride}, r_z.stride, T(0),
+                    out.row_block(0, 1), out.stride, batch);
   }
 
   /// Backward from delta_[0] (∂loss/∂output) down to the first layer with parameters; calls
