@@ -79,9 +79,9 @@ inline tracker_options tracking_settings(const options& opt) {
     fail("--update lazy applies to --method hessian-free only (the exact recurrence's Hessian changes every step)");
   if (opt.lean && opt.method == "influence")
     fail("--lean needs --method hessian-free or exact (influence functions track nothing)");
-  if (opt.lean && opt.method == "exact" && !opt.state_dir.empty())
-    fail("--state-dir cannot be combined with --method exact --lean yet: the adjoint keeps its trajectory in memory "
-         "(choose the memory with --adjoint-checkpoint-every K)");
+  if (opt.lean && opt.method == "exact" && !opt.state_dir.empty() && opt.adjoint_checkpoint_every > 0)
+    fail("--state-dir (every step's parameters in a mapped file) and --adjoint-checkpoint-every K (checkpoints in "
+         "memory) are two answers to the same question; choose one");
   if (opt.adjoint_checkpoint_every < 0)
     fail("--adjoint-checkpoint-every must be >= 0, got " + std::to_string(opt.adjoint_checkpoint_every));
   if (opt.adjoint_checkpoint_every > 0 && !(opt.lean && opt.method == "exact"))
@@ -396,11 +396,13 @@ matrix<typename Job::T, typename Job::B> lean_contributions(Job& job) {
   return C;
 }
 
-/// The bytes --method exact --lean holds: the trajectory (every step's parameters, or K-step
-/// checkpoints of parameters and velocity plus one segment) and the N × M projections.
-inline double adjoint_bytes(index steps, index P, index N, index M, index every, std::size_t scalar) {
-  const double vectors = every == 0 ? static_cast<double>(steps)
-                                    : 2.0 * static_cast<double>((steps + every - 1) / every) + static_cast<double>(every);
+/// The bytes --method exact --lean holds in memory: the trajectory (every step's parameters, none
+/// when they are in a --state-dir file, or K-step checkpoints of parameters and velocity plus one
+/// segment) and the N × M projections.
+inline double adjoint_bytes(index steps, index P, index N, index M, index every, bool in_file, std::size_t scalar) {
+  const double vectors = in_file      ? 0.0
+                         : every == 0 ? static_cast<double>(steps)
+                                      : 2.0 * static_cast<double>((steps + every - 1) / every) + static_cast<double>(every);
   return (vectors * static_cast<double>(P) + 2.0 * static_cast<double>(N) * static_cast<double>(M)) *
          static_cast<double>(scalar);
 }
@@ -415,20 +417,26 @@ matrix<typename Job::T, typename Job::B> adjoint_contributions(Job& job) {
   tracking_settings(job.opt);  // refuses what the adjoint cannot honour
   const index P = job.w.size(), N = job.N(), M = job.test.size(), K = job.opt.adjoint_checkpoint_every;
   check_tracked(job.tracked, N);
-  const double bytes = adjoint_bytes(job.order.steps(), P, N, M, K, sizeof(T));
+  const bool in_file = !job.opt.state_dir.empty();
+  const double bytes = adjoint_bytes(job.order.steps(), P, N, M, K, in_file, sizeof(T));
   const auto available = static_cast<double>(B::memory_available());
   if (bytes > available)
     fail("--method exact --lean would hold " + std::to_string(static_cast<long long>(bytes)) + " bytes (" +
          (K == 0 ? std::string("every step's parameters") : "checkpoints every " + std::to_string(K) + " steps") +
          "), more than the " + std::to_string(static_cast<long long>(available)) +
-         " available; use --adjoint-checkpoint-every K (about the square root of the step count)");
+         " available; use --adjoint-checkpoint-every K (about the square root of the step count) or --state-dir DIR");
   const auto sweep = [&](auto& trajectory) {
     job.fit.fit(job.w.view(), job.train, job.order, nullptr, trajectory);
     const auto U = per_sample_gradients(job.model, job.loss, std::as_const(job.w).view(), job.test);
     return adjoint_projections<Exact>(job.model, job.loss, job.train, job.order, trajectory, U.view(), job.optimizer);
   };
   matrix<T, B> all;
-  if (K == 0) {
+  if (in_file) {
+    if constexpr (B::host_accessible) {  // --device cuda refuses --state-dir before this point
+      trajectory_recorder<T, B> trajectory(job.order.steps(), P, job.opt.state_dir);
+      all = sweep(trajectory);
+    }
+  } else if (K == 0) {
     trajectory_recorder<T, B> trajectory;
     all = sweep(trajectory);
   } else {
@@ -595,7 +603,8 @@ int main(int argc, char** argv) {
   app.add_option("--adjoint-checkpoint-every", opt.adjoint_checkpoint_every,
                  "--method exact --lean: keep the parameters every K steps and recompute the rest (0: keep every step)")
       ->capture_default_str();
-  app.add_option("--state-dir", opt.state_dir, "keep the tracker's states in a memory-mapped scratch file in this folder");
+  app.add_option("--state-dir", opt.state_dir,
+                 "keep the tracker's states (exact --lean: every step's parameters) in a memory-mapped scratch file in this folder");
   app.add_option("--checkpoint", opt.checkpoint, "write crash-safe checkpoints (every epoch, and see --checkpoint-every) into this folder");
   app.add_option("--checkpoint-every", opt.checkpoint_every, "also checkpoint after every this many steps (0: epoch ends only)")
       ->capture_default_str()

@@ -391,6 +391,13 @@ TEST_CASE("hydra-attribute --update, --lean and --state-dir: the same attributio
   CHECK(std::vector<double>(C_some.begin(), C_some.begin() + static_cast<std::ptrdiff_t>(M)) ==
         std::vector<double>(C_all.begin() + static_cast<std::ptrdiff_t>(4 * M), C_all.begin() + static_cast<std::ptrdiff_t>(5 * M)));
 
+  // Every step's parameters in a mapped file instead of memory: the same bytes.
+  const auto exact_mapped = run_tool(f.dir, common + " --method exact --lean --state-dir " + f.path("trajectory") +
+                                                " --out " + f.path("exact_lean_mapped"));
+  REQUIRE(exact_mapped.status == 0);
+  CHECK(file_bytes(f.dir / "exact_lean_mapped/contributions.npy") == file_bytes(f.dir / "exact_lean/contributions.npy"));
+  CHECK(fs::is_empty(f.dir / "trajectory"));  // the scratch file is gone
+
   const auto mapped = run_tool(f.dir, common + " --state-dir " + f.path("states") + " --out " + f.path("mapped"));
   REQUIRE(mapped.status == 0);
   CHECK(file_bytes(f.dir / "mapped/hypergradients.npy") == file_bytes(f.dir / "lazy/hypergradients.npy"));
@@ -404,8 +411,8 @@ TEST_CASE("hydra-attribute --update, --lean and --state-dir: the same attributio
   };
   expect_error(" --method exact --update lazy", "--update lazy applies to --method hessian-free only");
   expect_error(" --method influence --lean", "--lean needs --method hessian-free or exact");
-  expect_error(" --method exact --lean --state-dir " + f.path("states"),
-               "--state-dir cannot be combined with --method exact --lean");
+  expect_error(" --method exact --lean --adjoint-checkpoint-every 4 --state-dir " + f.path("states"),
+               "two answers to the same question");
   expect_error(" --adjoint-checkpoint-every 3", "--adjoint-checkpoint-every applies to --method exact --lean only");
   expect_error(" --method exact --lean --adjoint-checkpoint-every -2", "--adjoint-checkpoint-every must be >= 0");
   save_npy(f.dir / "track_twice.npy", std::vector<std::int64_t>{1, 3, 1}, {3});

@@ -12,6 +12,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <filesystem>
 #include <numeric>
 #include <utility>
 #include <vector>
@@ -93,6 +95,37 @@ void check(const comparison& c) {
   CHECK(c.hessian_term >= 1e-3);  // the two variants differ here, so each comparison is telling
 }
 
+/// A model offering only the Model concept's HVP (no per-sample loss derivatives from the tangent
+/// pass), so that the sweep takes its per-sample-gradient route for the Exact couplings.
+template <class M>
+struct without_fused_couplings {
+  using scalar_type = typename M::scalar_type;
+  using backend_type = typename M::backend_type;
+  using T = scalar_type;
+  M inner;
+
+  [[nodiscard]] index input_size() const { return inner.input_size(); }
+  [[nodiscard]] index output_size() const { return inner.output_size(); }
+  [[nodiscard]] index parameter_count() const { return inner.parameter_count(); }
+  void initialize(vector_view<T> w, std::uint64_t seed) { inner.initialize(w, seed); }
+  void forward(vector_view<const T> w, matrix_view<const T> x, matrix_view<T> z) { inner.forward(w, x, z); }
+  template <class L>
+  T loss(vector_view<const T> w, matrix_view<const T> x, batch_targets<T> y, L& l) { return inner.loss(w, x, y, l); }
+  template <class L>
+  T gradient(vector_view<const T> w, matrix_view<const T> x, batch_targets<T> y, L& l, vector_view<T> g) {
+    return inner.gradient(w, x, y, l, g);
+  }
+  template <class L>
+  T per_sample_gradients(vector_view<const T> w, matrix_view<const T> x, batch_targets<T> y, L& l, matrix_view<T> g) {
+    return inner.per_sample_gradients(w, x, y, l, g);
+  }
+  template <class L>
+  void hessian_vector_products(vector_view<const T> w, matrix_view<const T> x, batch_targets<T> y, L& l,
+                               matrix_view<const T> v, matrix_view<T> hv) {
+    inner.hessian_vector_products(w, x, y, l, v, hv);
+  }
+};
+
 } // namespace
 
 TEST_CASE("adjoint equals forward tracking of every sample: tanh MLP, momentum, weight decay, step schedule") {
@@ -141,6 +174,16 @@ TEST_CASE("adjoint equals forward tracking: LeNet-5, momentum and weight decay")
   const auto order = batch_order::shuffled(10, 4, 2, 9, /*drop_last=*/false);  // 3 steps per epoch, last of 2
   LeNet5<double> model;
   check(compare_with_forward(model, constant_schedule(0.05), images, order, test_images, 0.9, 1e-3));
+}
+
+TEST_CASE("adjoint equals forward tracking for a model without fused couplings (per-sample gradient route)") {
+  static_assert(!fused_couplings<without_fused_couplings<Mlp<double>>, SoftmaxCrossEntropy<double>, double>);
+  static_assert(fused_couplings<Mlp<double>, SoftmaxCrossEntropy<double>, double>);
+  const auto train = classification_data(23, 4, 3, 5, 7, 2);
+  const auto test = classification_data(5, 4, 3, 6, 7, 2);
+  const auto order = batch_order::shuffled(23, 5, 3, 17, /*drop_last=*/false);
+  without_fused_couplings<Mlp<double>> model{Mlp<double>(4, {6}, 3, activation::tanh)};
+  check(compare_with_forward(model, step_schedule(0.3, {1, 2}, 0.5), train, order, test, 0.9, 0.01));
 }
 
 TEST_CASE("adjoint equals forward tracking in float32 to float rounding: tanh MLP, momentum, weight decay") {
@@ -267,6 +310,52 @@ TEST_CASE("checkpoints every K steps: recomputed segments are the recorded param
     // ~checkpointed_trajectory is still ahead; the optimizer's velocity was moved by the replays.
     CHECK(host_values<double>(optimizer.velocity().as_matrix(1, P)) != final_velocity);
   }
+}
+
+TEST_CASE("a trajectory kept in a mapped file is the one kept in memory, bit for bit, and so is the adjoint") {
+  const auto train = classification_data(23, 4, 3, 5, 7, 2);
+  const auto test = classification_data(4, 4, 3, 6, 7, 2);
+  const auto order = batch_order::shuffled(23, 5, 3, 17, /*drop_last=*/false);  // 15 steps
+  using loss_t = SoftmaxCrossEntropy<double>;
+  // Wide enough (|w| = 1 603 doubles, 12.8 KB a row) that rows straddle pages and whole pages get
+  // handed back while the run writes and the sweep reads.
+  Mlp<double> model(4, {200}, 3, activation::tanh);
+  loss_t loss;
+  const index P = model.parameter_count(), T = order.steps();
+  SGD<double> optimizer(P, {.momentum = 0.9, .weight_decay = 0.01});
+  constant_schedule schedule(0.1);
+  std::vector<double> w(static_cast<std::size_t>(P));
+  model.initialize(vector_view<double>(w.data(), P), 3);
+  const auto directory = std::filesystem::temp_directory_path() / "hydra-adjoint-trajectory-test";
+  std::filesystem::remove_all(directory);
+  {
+    trajectory_recorder<double, cpu> in_memory;
+    trajectory_recorder<double, cpu> in_file(T, P, directory);
+    CHECK(in_file.file_backed());
+    CHECK_FALSE(in_memory.file_backed());
+    CHECK(std::filesystem::is_empty(directory));  // unlinked as soon as mapped
+    trainer fit(model, loss, optimizer, schedule, {.progress = progress_mode::never});
+    (void)fit.fit(vector_view<double>(w.data(), P), train, order, nullptr, in_memory, in_file);
+    REQUIRE(in_file.steps() == T);
+    const auto U = per_sample_gradients(model, loss, vector_view<const double>(w.data(), P), test);
+    const auto from_file = adjoint_projections<Exact>(model, loss, train, order, in_file, U.view(), optimizer);
+    const auto from_memory = adjoint_projections<Exact>(model, loss, train, order, in_memory, U.view(), optimizer);
+    CHECK(host_values<double>(from_file.view()) == host_values<double>(from_memory.view()));
+    bool identical = true;
+    for (index t = 0; t < T; ++t)  // read again, forwards, after the sweep released the pages
+      identical = identical && host_values<double>(in_file.parameters(t).as_matrix(1, P)) ==
+                                   host_values<double>(in_memory.parameters(t).as_matrix(1, P));
+    CHECK(identical);
+    CHECK_THROWS_WITH_AS((void)in_file.parameters(T), doctest::Contains("outside the 15 recorded steps"), invalid_argument);
+  }
+  {  // sized for fewer steps than the run has: refused at the step that does not fit
+    trajectory_recorder<double, cpu> too_short(4, P, directory);
+    trainer fit(model, loss, optimizer, schedule, {.progress = progress_mode::never});
+    CHECK_THROWS_WITH_AS((void)fit.fit(vector_view<double>(w.data(), P), train, order, nullptr, too_short),
+                         doctest::Contains("step 4 is beyond the 4 steps"), invalid_argument);
+  }
+  CHECK(std::filesystem::is_empty(directory));
+  std::filesystem::remove_all(directory);
 }
 
 TEST_CASE("checkpointed_trajectory gives the optimizer back its final velocity and refuses bad requests") {

@@ -1,19 +1,22 @@
 #pragma once
 // What the adjoint sweep (adjoint.hpp) needs of a training run: w_{t−1} and η_t of every step t,
 // visited from the last step back to the first. Two trainer callbacks record it:
-//  - trajectory_recorder keeps every w_{t−1}: T × |w| values;
+//  - trajectory_recorder keeps every w_{t−1}: T × |w| values, in memory or in a mapped file;
 //  - checkpointed_trajectory keeps w and the optimizer's velocity every K steps and recomputes a
 //    segment of K parameter vectors forward when the sweep reaches it, with the trainer's own
 //    operations in the trainer's order, so the recomputed vectors are the recorded ones bit for
 //    bit: O(T/K + K) vectors, one extra forward pass over the run.
 // Both offer steps(), parameters(t) and learning_rate(t).
 
+#include <algorithm>
 #include <cstddef>
+#include <filesystem>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "hydra/core/error.hpp"
+#include "hydra/core/mapped_matrix.hpp"
 #include "hydra/core/tensor.hpp"
 #include "hydra/data/batch_order.hpp"
 #include "hydra/data/dataset.hpp"
@@ -31,26 +34,65 @@ inline void check_next_step(const char* who, index step, index recorded) {
 }
 } // namespace detail
 
-/// The parameters before every step and the step's learning rate, recorded from step 0 on.
+/// The parameters before every step and the step's learning rate, recorded from step 0 on: in
+/// backend memory, or in a mapped scratch file (host backends) for trajectories larger than RAM.
 template <Scalar T, class B>
 class trajectory_recorder {
 public:
+  /// Every w_{t−1} in backend memory, one vector per step as the steps arrive.
+  trajectory_recorder() = default;
+
+  /// Every w_{t−1} of a run of at most `steps` steps of `parameters` parameters in a scratch file
+  /// created in `directory` (core/mapped_matrix.hpp: reserved in full now, unlinked at once). Each
+  /// row's pages are handed back to the kernel once written and again once the sweep has read
+  /// it, so resident memory stays at a few parameter vectors.
+  trajectory_recorder(index steps, index parameters, const std::filesystem::path& directory)
+    requires(B::host_accessible)
+      : file_(directory, steps, parameters, "the recorded trajectory") {}
+
   void before_update(const step_context<T, B>& ctx) {
-    detail::check_next_step("trajectory_recorder", ctx.step, steps());
-    vector<T, B> w(ctx.parameters.size);
-    B::copy(ctx.parameters, w.view());
-    parameters_.push_back(std::move(w));
+    const index t = steps();
+    detail::check_next_step("trajectory_recorder", ctx.step, t);
+    if (in_file()) {
+      if (t >= file_.rows())
+        throw invalid_argument("trajectory_recorder: step " + std::to_string(t) + " is beyond the " +
+                               std::to_string(file_.rows()) + " steps its file was sized for");
+      if (ctx.parameters.size != file_.cols())
+        throw shape_error("trajectory_recorder: step " + std::to_string(t) + " has " + std::to_string(ctx.parameters.size) +
+                          " parameters, the file was sized for " + std::to_string(file_.cols()));
+      B::copy(ctx.parameters, vector_view<T>(file_.view().row(t), file_.cols()));
+      release_rows(t - 1, 2);  // the page shared with the previous row is complete now
+    } else {
+      vector<T, B> w(ctx.parameters.size);
+      B::copy(ctx.parameters, w.view());
+      parameters_.push_back(std::move(w));
+    }
     learning_rates_.push_back(ctx.learning_rate);
   }
 
-  [[nodiscard]] index steps() const noexcept { return static_cast<index>(parameters_.size()); }
+  [[nodiscard]] index steps() const noexcept { return static_cast<index>(learning_rates_.size()); }
   /// w_{t−1} of step t (0-based t: the parameters at which step t took its gradient).
-  [[nodiscard]] vector_view<const T> parameters(index t) const { return parameters_.at(static_cast<std::size_t>(t)).view(); }
+  [[nodiscard]] vector_view<const T> parameters(index t) const {
+    if (t < 0 || t >= steps())
+      throw invalid_argument("trajectory_recorder: step " + std::to_string(t) + " is outside the " +
+                             std::to_string(steps()) + " recorded steps");
+    if (!in_file()) return parameters_[static_cast<std::size_t>(t)].view();
+    release_rows(t + 1, 2);  // the sweep goes backwards: the rows after t are done with
+    return {file_.view().row(t), file_.cols()};
+  }
   /// η_t as applied at step t.
   [[nodiscard]] T learning_rate(index t) const { return learning_rates_.at(static_cast<std::size_t>(t)); }
+  [[nodiscard]] bool file_backed() const noexcept { return in_file(); }
 
 private:
+  [[nodiscard]] bool in_file() const noexcept { return file_.rows() > 0; }
+  void release_rows(index first, index count) const noexcept {
+    const index from = std::max<index>(first, 0), to = std::min(first + count, file_.rows());
+    if (to > from) file_.release(from, to - from);
+  }
+
   std::vector<vector<T, B>> parameters_;
+  mapped_matrix<T> file_;
   std::vector<T> learning_rates_;
 };
 
