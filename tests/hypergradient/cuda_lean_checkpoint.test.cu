@@ -34,29 +34,12 @@
 #include "hydra/optim/sgd.hpp"
 #include "hydra/train/trainer.hpp"
 #include "support/classification_data.hpp"
-#include "support/skip.hpp"
+#include "support/cuda_device.hpp"
 #include "support/temp_dir.hpp"
 
 namespace hydra::test {
 namespace {
 namespace fs = std::filesystem;
-
-bool have_device() {
-  if (cuda::device_count() > 0) return true;
-  HYDRA_TEST_SKIP("no CUDA device: " << cuda::no_device_reason());
-  return false;
-}
-
-/// max |a − b| / max |b| (0 for two empty vectors).
-double relative_difference(const std::vector<double>& a, const std::vector<double>& b) {
-  REQUIRE(a.size() == b.size());
-  double diff = 0, scale = 0;
-  for (std::size_t k = 0; k < a.size(); ++k) {
-    diff = std::max(diff, std::abs(a[k] - b[k]));
-    scale = std::max(scale, std::abs(b[k]));
-  }
-  return scale > 0 ? diff / scale : diff;
-}
 
 struct crash : std::runtime_error {
   crash() : std::runtime_error("simulated crash") {}
