@@ -530,11 +530,30 @@ void print_test_point_0(const std::vector<index>& tracked, matrix_view<const T> 
   fmt::print("\n");
 }
 
+/// Refuses a --model whose parameters and one batch's activations cannot fit in the memory of
+/// the backend, before anything of that size is allocated (the sizes themselves are checked for
+/// overflow when the model is built). A lower bound: the parameters, the gradient, the velocity
+/// and the trainer's copy of w, plus the activations and δ of a batch of --batch-size (a --order
+/// table's width is not known yet).
+template <class T, class B, class Model>
+void check_model_fits(const options& opt, const Model& model, const model_spec& spec) {
+  const auto P = static_cast<double>(model.parameter_count());
+  double widths = static_cast<double>(spec.inputs) + static_cast<double>(spec.outputs);
+  for (const index h : spec.hidden) widths += static_cast<double>(h);
+  const double bytes = (4.0 * P + 3.0 * static_cast<double>(opt.batch_size) * widths) * sizeof(T);
+  const auto available = static_cast<double>(B::memory_available());
+  if (bytes > available)
+    fail(fmt::format("--model {}: {} parameters and a batch of {} need at least {:.3g} bytes ({}), more than the "
+                     "{:.3g} bytes available",
+                     opt.model, model.parameter_count(), opt.batch_size, bytes, opt.precision, available));
+}
+
 /// The pipeline on one model: read the inputs, train (and track), attribute, write, report.
 template <class T, class Policy, class Model>
 int run(const options& opt, Model& model, const model_spec& spec) {
   using B = typename Model::backend_type;
   const auto start = std::chrono::steady_clock::now();
+  check_model_fits<T, B>(opt, model, spec);
   const auto data = load_data<T>(opt, spec);
   auto w = initial_parameters<B, T>(opt, model);
   const auto order = read_order(opt, data.train.size());

@@ -257,6 +257,10 @@ TEST_CASE("hydra-attribute: every bad input gets a one-line error and a non-zero
   };
   expect_error(base + " --model mlp:4,5,3", "features per sample but --model mlp:4,5,3 takes 4");
   expect_error(base + " --model transformer:3", "unknown model spec 'transformer:3'");
+  // Sizes past what an index holds, or past the memory there is, are refused before allocating.
+  expect_error(base + " --model mlp:3,5534023222112865490,3", "brings the parameter count past 9223372036854775807");
+  expect_error(base + " --model mlp:3,1000000000000,3",
+               "--model mlp:3,1000000000000,3: 7000000000003 parameters and a batch of 4 need at least");
   save_npy(f.dir / "bad_track.npy", std::vector<std::int64_t>{0, 12}, {2});
   expect_error(base + " --model softmax:3,3 --track " + f.path("bad_track.npy"), "tracked[1] = 12 is outside");
   save_npy(f.dir / "dup_track.npy", std::vector<std::int64_t>{2, 5, 2}, {3});

@@ -38,6 +38,9 @@ TEST_CASE("an Mlp lays its layers out one after another, weight then bias") {
 TEST_CASE("Dense rejects non-positive sizes") {
   CHECK_THROWS_AS(Dense<double>(0, 3), invalid_argument);
   CHECK_THROWS_WITH(Dense<double>(4, -1), doctest::Contains("4 -> -1"));
+  CHECK_THROWS_WITH_AS(Dense<double>(6, 4611686018427387904), doctest::Contains("more parameters than an index holds"),
+                       invalid_argument);
+  CHECK(Dense<double>(1, 4611686018427387903).parameter_count() == 9223372036854775806);  // 2·(2^62 − 1)
 }
 
 } // namespace hydra::test

@@ -71,6 +71,15 @@ TEST_CASE("bad model specs name the problem") {
   CHECK_THROWS_WITH_AS(parse_model_spec("mlp:784,0,10"), doctest::Contains("'0' is not a positive size"), invalid_argument);
   CHECK_THROWS_WITH_AS(parse_model_spec("mlp:4,8,3:gelu"), doctest::Contains("unknown activation 'gelu'"), invalid_argument);
   CHECK_THROWS_AS(parse_model_spec("softmax:4,"), invalid_argument);
+  // Parameter counts past 2^63 − 1 (they used to wrap and crash): refused at parse time, naming the
+  // layer; the largest count that fits still parses.
+  CHECK_THROWS_WITH_AS(parse_model_spec("mlp:6,5534023222112865490,3"),
+                       doctest::Contains("the layer 6 -> 5534023222112865490 brings the parameter count past"),
+                       invalid_argument);
+  CHECK_THROWS_WITH_AS(parse_model_spec("mlp:6,1000000000000000000,3"), doctest::Contains("-> 3 brings"),
+                       invalid_argument);  // 7e18 fits, the second layer's 3e18 more does not
+  CHECK_THROWS_AS(parse_model_spec("softmax:6,4611686018427387904"), invalid_argument);
+  CHECK_NOTHROW(parse_model_spec("softmax:1,4611686018427387903"));  // 2·(2^62 − 1) = 2^63 − 2
   CHECK_THROWS_WITH_AS(parse_model_spec("lenet5:1"),
                        doctest::Contains("unknown model spec 'lenet5:1': expected softmax:D,C, "
                                          "mlp:D,H1[,H2,...],C[:relu|tanh|sigmoid] or lenet5"),

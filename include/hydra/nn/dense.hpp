@@ -3,6 +3,7 @@
 // the layer's slice of the flat parameter vector (PyTorch's nn.Linear layout).
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "hydra/backend/concepts.hpp"
@@ -22,6 +23,11 @@ public:
     if (inputs <= 0 || outputs <= 0)
       throw invalid_argument("hydra::Dense: sizes must be positive, got " + std::to_string(inputs) + " -> " +
                              std::to_string(outputs));
+    // out·(in + 1) parameters must be an index: checked before any size derived from it is used.
+    if (inputs > std::numeric_limits<index>::max() / outputs - 1)
+      throw invalid_argument("hydra::Dense: " + std::to_string(inputs) + " -> " + std::to_string(outputs) +
+                             " has more parameters than an index holds (" +
+                             std::to_string(std::numeric_limits<index>::max()) + ")");
   }
 
   [[nodiscard]] index input_size() const noexcept { return in_; }

@@ -7,6 +7,7 @@
 
 #include <charconv>
 #include <cstddef>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -68,9 +69,24 @@ inline std::vector<index> parse_sizes(std::string_view list, const std::string& 
   }
 }
 
+/// Refuses a chain of Dense widths whose parameter count Σ w_{k+1}·(w_k + 1) does not fit in an
+/// index, before any size derived from it is computed.
+inline void check_dense_chain(const std::vector<index>& widths, const std::string& spec) {
+  constexpr index most = std::numeric_limits<index>::max();
+  index total = 0;
+  for (std::size_t k = 0; k + 1 < widths.size(); ++k) {
+    const index in = widths[k], out = widths[k + 1];
+    if (in > most / out - 1 || out * (in + 1) > most - total)
+      throw invalid_argument("model spec '" + spec + "': the layer " + std::to_string(in) + " -> " + std::to_string(out) +
+                             " brings the parameter count past " + std::to_string(most) + ", the most an index holds");
+    total += out * (in + 1);
+  }
+}
+
 inline model_spec parse_softmax(std::string_view arguments, const std::string& spec) {
   const auto sizes = parse_sizes(arguments, spec);
   if (sizes.size() != 2) throw invalid_argument("model spec '" + spec + "': softmax takes exactly D,C");
+  check_dense_chain(sizes, spec);
   model_spec result;
   result.sample_shape = {sizes[0]};
   result.inputs = sizes[0];
@@ -92,6 +108,7 @@ inline model_spec parse_mlp(std::string_view arguments, const std::string& spec)
   const auto sizes = parse_sizes(arguments, spec);
   if (sizes.size() < 3)
     throw invalid_argument("model spec '" + spec + "': an mlp needs D, at least one hidden width and C");
+  check_dense_chain(sizes, spec);
   result.sample_shape = {sizes.front()};
   result.inputs = sizes.front();
   result.hidden.assign(sizes.begin() + 1, sizes.end() - 1);

@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <concepts>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -227,6 +228,10 @@ private:
         if (l == 0) input_size_ = layer.input_size();
         width = layer.output_size();
         widths_[l] = width;
+        if (layer.parameter_count() > std::numeric_limits<index>::max() - offsets_[l])
+          throw invalid_argument("hydra: the model's layers have more parameters in all than an index holds (" +
+                                 std::to_string(std::numeric_limits<index>::max()) + "); layer " + std::to_string(l) +
+                                 " (" + layer.name() + ") adds " + std::to_string(layer.parameter_count()));
         offsets_[l + 1] = offsets_[l] + layer.parameter_count();
         if (layer.parameter_count() > 0 && first_parametrised_ == n) first_parametrised_ = l;
       });
