@@ -22,13 +22,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <optional>
-#include <type_traits>
-#include <variant>
 #include <span>
 #include <string>
+#include <type_traits>
+#include <variant>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -209,6 +210,20 @@ void check_input(const dataset<T>& data, const model_spec& spec, const std::stri
        " inputs");
 }
 
+/// Refuses a NaN or Inf among the values read from `flag`'s file (as converted to --precision: a
+/// float64 value beyond float32's range arrives as Inf), naming the file and where, before
+/// training; `row` > 0 reports the position as sample and feature.
+template <class T>
+void check_finite(std::span<const T> values, index row, const std::string& flag, const std::string& file,
+                  const std::string& precision) {
+  const auto bad = std::find_if(values.begin(), values.end(), [](T v) { return !std::isfinite(v); });
+  if (bad == values.end()) return;
+  const auto at = static_cast<index>(bad - values.begin());
+  const std::string where = row > 0 ? "sample " + std::to_string(at / row) + ", feature " + std::to_string(at % row)
+                                    : "value " + std::to_string(at);
+  fail(fmt::format("{} {}: {} is {} (as {}); inputs must be finite", flag, file, where, *bad, precision));
+}
+
 /// The training and test data.
 template <class T>
 struct data_sets {
@@ -222,6 +237,8 @@ data_sets<T> load_data(const options& opt, const model_spec& spec) {
   auto test = load_npy_dataset<T>(opt.test_x, opt.test_y, spec.outputs);
   check_input(train, spec, "--train-x", opt.model);
   check_input(test, spec, "--test-x", opt.model);
+  check_finite(train.features(), train.sample_size(), "--train-x", opt.train_x, opt.precision);
+  check_finite(test.features(), test.sample_size(), "--test-x", opt.test_x, opt.precision);
   return {std::move(train), std::move(test)};
 }
 
@@ -238,6 +255,7 @@ vector<T, B> initial_parameters(const options& opt, Model& model) {
   if (static_cast<index>(init.data.size()) != P)
     fail("--init " + opt.init + " has " + std::to_string(init.data.size()) + " values, the model has " +
          std::to_string(P) + " parameters");
+  check_finite(std::span<const T>(init.data), 0, "--init", opt.init, opt.precision);
   B::copy_from_host(init.data.data(), P, w.data());
   return w;
 }

@@ -16,6 +16,7 @@
 #include <thread>
 #include <fstream>
 #include <sstream>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -257,6 +258,29 @@ TEST_CASE("hydra-attribute: every bad input gets a one-line error and a non-zero
   };
   expect_error(base + " --model mlp:4,5,3", "features per sample but --model mlp:4,5,3 takes 4");
   expect_error(base + " --model transformer:3", "unknown model spec 'transformer:3'");
+  // Non-finite inputs are refused before training, naming the file and where.
+  {
+    auto xt = f.xt;
+    xt[static_cast<std::size_t>(2 * f.D + 1)] = std::numeric_limits<double>::quiet_NaN();
+    save_npy(f.dir / "xt_nan.npy", xt, {f.M, f.D});
+    auto x = f.x;
+    x[5] = 1e300;  // finite in float64, Inf as float32
+    save_npy(f.dir / "x_huge.npy", x, {f.N, f.D});
+    std::vector<double> w(12, 0.1);  // softmax:3,3 has 3·3 + 3 parameters
+    w[7] = -std::numeric_limits<double>::infinity();
+    save_npy(f.dir / "w_inf.npy", w, {12});
+    const auto data = [&](const std::string& train_x, const std::string& test_x) {
+      return "--train-x " + f.path(train_x) + " --train-y " + f.path("y.npy") + " --test-x " + f.path(test_x) +
+             " --test-y " + f.path("yt.npy") + " --batch-size 4 --out " + f.path("out");
+    };
+    expect_error(data("x.npy", "xt_nan.npy") + " --model softmax:3,3",
+                 "--test-x " + f.path("xt_nan.npy") + ": sample 2, feature 1 is nan (as float32)");
+    expect_error(data("x_huge.npy", "xt.npy") + " --model softmax:3,3",
+                 "--train-x " + f.path("x_huge.npy") + ": sample 1, feature 2 is inf (as float32)");
+    CHECK(run_tool(f.dir, data("x_huge.npy", "xt.npy") + " --model softmax:3,3 --precision float64").status == 0);
+    expect_error(base + " --model softmax:3,3 --init " + f.path("w_inf.npy") + " --precision float64",
+                 "--init " + f.path("w_inf.npy") + ": value 7 is -inf (as float64)");
+  }
   // Sizes past what an index holds, or past the memory there is, are refused before allocating.
   expect_error(base + " --model mlp:3,5534023222112865490,3", "brings the parameter count past 9223372036854775807");
   expect_error(base + " --model mlp:3,1000000000000,3",
