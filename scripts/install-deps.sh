@@ -13,7 +13,7 @@ packages=(
   doctest-dev libbenchmark-dev          # tests, benchmarks
   libcli11-dev libfmt-dev               # examples
   dataset-fashion-mnist                 # the main job's data: /usr/share/datasets/fashion-mnist/
-  python3-numpy                         # helper scripts
+  python3-numpy python3-matplotlib      # helper scripts; the figures of docs/experiments.md
 )
 
 if [[ "${HYDRA_SKIP_DEPS:-0}" == 1 ]]; then
