@@ -1,0 +1,10 @@
+# Experiment 1 + 5: Exact vs Hessian-free hypergradients and influence functions along one run
+# (paper Fig. 3-5), with the published code's recurrence weight decay beside.
+hydra_paper_experiment(approximation)
+# 640 samples, 1 % of each class (10 tracked), 4 epochs recorded every 2, influence from epoch 2.
+hydra_paper_smoke_test(approximation --train-size 640 --validation-size 100 --test-size 100 --pairs 5
+                       --model mlp:8 --epochs 4 --record-every 2 --cg-iterations 20 --lissa-depth 100)
+hydra_paper_refusal_test(approximation missing_data "Fashion-MNIST file .* is missing: install Debian's dataset-fashion-mnist"
+                         --data-dir ${CMAKE_CURRENT_BINARY_DIR}/no-such-folder)
+hydra_paper_refusal_test(approximation too_many_tracked "--tracked-share 2 of 640 training samples tracks 1280"
+                         --train-size 640 --tracked-share 2)
