@@ -272,9 +272,19 @@ public:
       settings_.emplace_back(key, std::vector<double>(std::begin(value), std::end(value)));
   }
 
-  /// A CSV file: one header line, then the rows (numbers with 17 significant digits).
+  using cell = std::variant<double, std::string>;
+
+  /// A CSV file: one header line, then the rows (each number in its shortest exact form).
   void csv(const std::string& name, const std::vector<std::string>& header,
            const std::vector<std::vector<double>>& rows) const {
+    std::vector<std::vector<cell>> cells;
+    for (const auto& row : rows) cells.emplace_back(row.begin(), row.end());
+    table(name, header, cells);
+  }
+
+  /// A CSV file whose cells are numbers or text (text is written as it is: no commas in it).
+  void table(const std::string& name, const std::vector<std::string>& header,
+             const std::vector<std::vector<cell>>& rows) const {
     std::ofstream out(folder_ / name);
     for (std::size_t c = 0; c < header.size(); ++c) out << (c ? "," : "") << header[c];
     out << '\n';
@@ -282,7 +292,10 @@ public:
       if (row.size() != header.size())
         throw shape_error(name + ": a row of " + std::to_string(row.size()) + " values for " +
                           std::to_string(header.size()) + " columns");
-      for (std::size_t c = 0; c < row.size(); ++c) out << (c ? "," : "") << fmt::format("{:.17g}", row[c]);
+      for (std::size_t c = 0; c < row.size(); ++c) {
+        out << (c ? "," : "");
+        std::visit([&](const auto& v) { out << text(v); }, row[c]);
+      }
       out << '\n';
     }
     if (!out) throw io_error("writing " + (folder_ / name).string() + " failed");
@@ -323,7 +336,9 @@ private:
     }
     return q + '"';
   }
-  static std::string number(double v) { return std::isfinite(v) ? fmt::format("{:.17g}", v) : "null"; }
+  static std::string number(double v) { return std::isfinite(v) ? fmt::format("{}", v) : "null"; }
+  static std::string text(double v) { return fmt::format("{}", v); }  // shortest exact form; nan, inf
+  static std::string text(const std::string& v) { return v; }
   static void write(std::ostream& out, double v) { out << number(v); }
   static void write(std::ostream& out, const std::string& v) { out << quoted(v); }
   static void write(std::ostream& out, bool v) { out << (v ? "true" : "false"); }

@@ -45,14 +45,14 @@ def plot(folder, settings):
         for ax, pair, what in ((axes[0], "", f"C(i) on the test set, {n} samples"),
                                (axes[1], "pair_", "pairwise C(i, j)")):
             for v, style in zip(variants, ("-", "--")):
-                short = "λ" if v == "faithful" else "λ=1"
+                short = "recurrence λ" if v == "faithful" else "recurrence λ=1"
                 ax.plot(epochs, data[f"{v}_hf_{pair}{key}"], style + "o", ms=3, color="C0",
-                        label=f"HYDRA Hessian-free ({short})")
+                        label=f"HYDRA Hessian-free vs Exact ({short})")
                 for method, colour in (("lissa", "C1"), ("cg", "C2")):
                     values = data[f"{v}_{method}_{pair}{key}"]
                     if np.isfinite(values).any():
                         ax.plot(epochs, values, style + "^", ms=3, color=colour,
-                                label=f"influence functions, {method.upper() if method == 'cg' else 'LiSSA'} ({short})")
+                                label=f"IF, {method.upper() if method == 'cg' else 'LiSSA'}, vs Exact ({short})")
             ax.axhline(PAPER[hf_paper], color="C0", ls=":", lw=1, label=f"paper HYDRA {PAPER[hf_paper]}")
             ax.axhline(PAPER[if_paper], color="C1", ls=":", lw=1, label=f"paper IF {PAPER[if_paper]}")
             ax.set_xlabel("epoch")
