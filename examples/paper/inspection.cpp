@@ -29,7 +29,7 @@
 #include <utility>
 #include <vector>
 
-#include "common.hpp"
+#include "datasets.hpp"
 
 namespace {
 
@@ -53,7 +53,7 @@ constexpr double linearity_tolerance = 1e-3;
 constexpr double tracker_tolerance = 1e-3;
 
 struct options {
-  std::string data_dir = paper::fashion_mnist_dir;
+  std::string dataset = "fashion-mnist", data_dir;  // datasets.hpp: empty = the usual place
   std::string out = "results/inspection";
   std::uint64_t seed = 0;
   paper::recipe recipe;
@@ -319,6 +319,8 @@ std::vector<std::vector<double>> matrix_rows(const hydra::class_matrix& m) {
 
 int run(options opt, const CLI::App& app) {
   const auto given = [&](const char* flag) { return app.count(flag) > 0; };
+  if (opt.paper && opt.dataset != "fashion-mnist")
+    throw hydra::invalid_argument("--paper runs the paper's Fashion-MNIST protocol; --dataset mnist has 5,000 digits");
   if (opt.paper) {  // the paper's protocol for every setting not given explicitly
     if (!given("--train-size")) opt.train_size = 50000;
     if (!given("--validation-size")) opt.validation_size = 10000;
@@ -339,7 +341,7 @@ int run(options opt, const CLI::App& app) {
                                               opt.neighbours, opt.test_size));
 
   paper::results out(opt.out, "inspection");
-  const auto data = paper::load_fashion_mnist<T>(opt.data_dir, opt.train_size, opt.validation_size, opt.test_size);
+  const auto data = paper::load_dataset<T>(opt.dataset, opt.data_dir, opt.train_size, opt.validation_size, opt.test_size);
   const index N = data.train.size(), n_test = data.test.size();
   Model model;
   Loss loss;
@@ -391,6 +393,7 @@ int run(options opt, const CLI::App& app) {
              trajectory_bytes / 1e9, (trajectory_bytes + other_bytes) / 1e9);
   std::fflush(stdout);
 
+  out.set("dataset", opt.dataset);
   out.set("paper_flag", opt.paper);
   out.set("paper_protocol", changes.empty());
   out.set("scale", scale);
@@ -700,7 +703,7 @@ int main(int argc, char** argv) {
   CLI::App app{"The paper's manual inspection (Table 2, Figure 2): exact and Hessian-free C(i) of every Fashion-MNIST "
                "training sample, the inter-class matrix, the most helpful and harmful samples and the test images "
                "they influence most"};
-  app.add_option("--data-dir", opt.data_dir, "folder with the four Fashion-MNIST .gz IDX files")->capture_default_str();
+  paper::add_dataset_options(app, opt.dataset, opt.data_dir);
   app.add_option("--out", opt.out, "results folder")->capture_default_str();
   app.add_option("--seed", opt.seed, "seed of the initialisation and the batch order")->capture_default_str();
   paper::add_recipe_options(app, opt.recipe);

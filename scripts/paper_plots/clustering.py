@@ -51,7 +51,7 @@ def _bars(folder, settings, table):
     fig.suptitle(f"Table 4: k-means (k = 2) on the signs of C(i, j) to {int(s['validation_points'])} validation points; "
                  f"{int(s['train_size'])} training samples, {100 * s['noise_rate']:.0f}% uniformly wrong, "
                  f"{int(s['epochs'])} epochs;\ninfluence functions with (H + {s['damping']:g}·I)⁻¹ ({s['ihvp']}); "
-                 "dashed: the paper's means (Fashion-MNIST)",
+                 f"dashed: the paper's means ({'MNIST' if settings['settings'].get('dataset') == 'mnist' else 'Fashion-MNIST'})",
                  fontsize=10)
     return save(fig, folder, "clustering_jaccard")
 
