@@ -141,11 +141,15 @@ int run(const options& opt, Model model, const std::string& description) {
     variants.push_back(std::make_unique<tracker_pair<Model, Loss>>("published", opt.published_decay,
                                                                    opt.training.momentum, model, loss, tracked, N));
 
-  const auto pairs_test = split(data.test, 0, opt.pairs);
+  std::vector<std::string> header{"epoch", "step", "learning_rate"};
+  for (const auto& v : variants)
+    for (const char* m : measure_names) header.push_back(v->name + "_" + m);
+
   const index influence_from = (opt.training.epochs + 1) / 2;  // the paper: epoch 100 of 200
   std::vector<std::vector<double>> rows;
   std::vector<double> norms_history;  // per record point and variant: the n error norms
   std::vector<T> last_exact, last_free, last_lissa, last_cg;
+  std::array<index, 2> influence_failures{0, 0};  // LiSSA, CG: record points whose solve diverged
 
   // The directions: row 0 the mean test loss's gradient at w_t, rows 1..m the pairs' gradients.
   const auto directions_at = [&](vector_view<const T> w) {
@@ -185,7 +189,16 @@ int run(const options& opt, Model model, const std::string& description) {
         ihvp.lissa = {.damping = opt.damping / opt.lissa_scale, .scale = opt.lissa_scale, .depth = opt.lissa_depth,
                       .repeats = 1, .batch_size = opt.lissa_batch, .seed = opt.seed + static_cast<std::uint64_t>(epoch)};
         matrix<T, cpu> S(D.rows(), P);
-        const auto report = inverse_hvp(objective, std::as_const(D).view(), S.view(), ihvp);
+        ihvp_report report;
+        try {
+          report = inverse_hvp(objective, std::as_const(D).view(), S.view(), ihvp);
+        } catch (const numerical_error& e) {
+          // A solver that diverges (LiSSA with too small a scale) loses this record point's
+          // influence-function measures (NaN, counted in the summary), not the whole run.
+          influence_note += fmt::format("; {} failed: {}", use_cg ? "CG" : "LiSSA", e.what());
+          ++influence_failures[use_cg ? 1 : 0];
+          continue;
+        }
         if (use_cg) {
           const auto& r = std::get<cg_report>(report);
           const auto converged = std::count(r.status.begin(), r.status.end(), cg_status::converged);
@@ -249,6 +262,7 @@ int run(const options& opt, Model model, const std::string& description) {
       }
     }
     rows.push_back(std::move(row));
+    out.csv("records.csv", header, rows);  // rewritten at every record point: a stopped run keeps its rows
     fmt::print("{}{} ({:.1f} s)\n", line, influence_note, seconds_since(start));
     std::fflush(stdout);
   }};
@@ -269,10 +283,6 @@ int run(const options& opt, Model model, const std::string& description) {
   fmt::print("test accuracy {:.2f}%; training with tracking and measures {:.1f} s\n", 100 * test_accuracy,
              seconds_since(start));
 
-  std::vector<std::string> header{"epoch", "step", "learning_rate"};
-  for (const auto& v : variants)
-    for (const char* m : measure_names) header.push_back(v->name + "_" + m);
-  out.csv("records.csv", header, rows);
   std::vector<std::vector<double>> epochs;
   for (const auto& r : history)
     epochs.push_back({static_cast<double>(r.epoch + 1), r.training_loss, r.validation_loss, r.validation_accuracy,
@@ -293,9 +303,11 @@ int run(const options& opt, Model model, const std::string& description) {
              std::count_if(rows.begin(), rows.end(), [&](const auto& r) { return r[0] >= influence_from; }));
   for (std::size_t v = 0; v < variants.size(); ++v)
     for (std::size_t m = 0; m < measure_count; ++m) {
-      std::vector<double> late;
+      std::vector<double> late;  // the finite values: a diverged influence solve left NaN
       for (const auto& r : rows)
-        if (r[0] >= influence_from) late.push_back(r[3 + v * measure_count + m]);
+        if (r[0] >= influence_from && std::isfinite(r[3 + v * measure_count + m]))
+          late.push_back(r[3 + v * measure_count + m]);
+      if (late.empty()) late.push_back(std::numeric_limits<double>::quiet_NaN());
       double mean = 0, square = 0;
       for (double x : late) mean += x / static_cast<double>(late.size());
       for (double x : late) square += (x - mean) * (x - mean) / static_cast<double>(late.size());
@@ -304,6 +316,12 @@ int run(const options& opt, Model model, const std::string& description) {
       fmt::print("  {:<9} {:<22} {:10.4g} ± {:<9.3g} {:10.4g}   [{}]\n", variants[v]->name, measure_names[m], mean,
                  std::sqrt(square), late.back(), std::isnan(paper) ? std::string("-") : fmt::format("{}", paper));
     }
+  if (influence_failures[0] + influence_failures[1] > 0)
+    fmt::print("influence functions diverged at {} record points (LiSSA) and {} (CG); their measures there are NaN "
+               "and left out of the means above\n",
+               influence_failures[0], influence_failures[1]);
+  out.set("lissa_failed_record_points", influence_failures[0]);
+  out.set("cg_failed_record_points", influence_failures[1]);
   out.table("summary.csv", {"variant", "measure", "mean", "sd", "last", "paper"}, summary);
   out.npy("error_norms.npy", norms_history,
           {static_cast<index>(rows.size()), static_cast<index>(variants.size()), n});
