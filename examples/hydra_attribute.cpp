@@ -7,7 +7,10 @@
 // Positive contributions help: removing the sample would raise that test loss. See docs/attribution.md.
 // --method influence runs the influence-function baseline instead (docs/influence.md): the same
 // training, then C_IF(i, j) = (1/N)·∇ℓ(test_j)ᵀ·H⁻¹·∇ℓ(z_i) at w_T into contributions.npy, with H⁻¹
-// applied by --ihvp explicit|cg|lissa; it writes no hypergradients.npy.
+// applied by --ihvp explicit|cg|lissa; it writes no hypergradients.npy. --method grad-dot,
+// grad-cos and tracin run the gradient-similarity baselines the same way (docs/influence.md):
+// Grad-Dot (1/N)·∇ℓ(test_j)·∇ℓ(z_i) and Grad-Cos at w_T, and TracIn summed over the parameters
+// recorded at the end of every --tracin-every K-th epoch, weighted by η·K/(|B|(1 − μ)).
 // Hessian-free tracking is lazy unless --update eager; --lean trains twice along the identical
 // trajectory, carrying only the projections onto the test gradients the second time (no
 // hypergradients.npy); --state-dir keeps the states in a mapped file; --checkpoint DIR writes
@@ -61,6 +64,8 @@ struct options {
   double lr = 0.01, momentum = 0.9, weight_decay = 0;
   // --method influence
   std::string ihvp = "cg";
+  // --method tracin: epochs between checkpoints; 0 = not given (1)
+  hydra::index tracin_every = 0;
   double damping = 0, cg_tolerance = 1e-6, lissa_scale = 25;
   hydra::index cg_max_iterations = 100, lissa_depth = 5000, lissa_repeats = 1;
   // tracking (docs/hypergradient.md)
@@ -71,15 +76,22 @@ struct options {
   hydra::index adjoint_checkpoint_every = 0;  // --method exact --lean: 0 keeps every step's parameters
 };
 
+/// Whether --method names a baseline that trains without tracking (influence functions, gradient similarity).
+inline bool tracks_nothing(const std::string& method) {
+  return method == "influence" || method == "tracin" || method == "grad-dot" || method == "grad-cos";
+}
+
 /// The tracker options of --update and --state-dir; refuses combinations the method cannot honour.
 inline tracker_options tracking_settings(const options& opt) {
   tracker_options o;
+  // The baselines after influence functions are named by their flag in the messages below.
+  const std::string untracked = opt.method == "influence" ? "influence functions" : "--method " + opt.method;
   if (opt.update == "lazy") o.update = update_mode::lazy;
   if (opt.update == "eager") o.update = update_mode::eager;
   if (opt.update == "lazy" && opt.method != "hessian-free")
     fail("--update lazy applies to --method hessian-free only (the exact recurrence's Hessian changes every step)");
-  if (opt.lean && opt.method == "influence")
-    fail("--lean needs --method hessian-free or exact (influence functions track nothing)");
+  if (opt.lean && tracks_nothing(opt.method))
+    fail("--lean needs --method hessian-free or exact (" + untracked + " tracks nothing)");
   if (opt.lean && opt.method == "exact" && !opt.state_dir.empty() && opt.adjoint_checkpoint_every > 0)
     fail("--state-dir (every step's parameters in a mapped file) and --adjoint-checkpoint-every K (checkpoints in "
          "memory) are two answers to the same question; choose one");
@@ -91,8 +103,16 @@ inline tracker_options tracking_settings(const options& opt) {
     fail("--lean cannot be combined with --checkpoint or --resume: the lean run trains twice");
   if (opt.checkpoint_every > 0 && opt.checkpoint.empty() && opt.resume.empty())
     fail("--checkpoint-every needs --checkpoint DIR (or --resume DIR)");
-  if (!opt.update.empty() && opt.method == "influence") fail("--update applies to --method hessian-free or exact");
-  if (!opt.state_dir.empty() && opt.method == "influence") fail("--state-dir applies to --method hessian-free or exact");
+  if (!opt.update.empty() && tracks_nothing(opt.method)) fail("--update applies to --method hessian-free or exact");
+  if (!opt.state_dir.empty() && tracks_nothing(opt.method))
+    fail("--state-dir applies to --method hessian-free or exact");
+  if (opt.tracin_every != 0 && opt.method != "tracin")
+    fail("--tracin-every applies to --method tracin only");
+  // The recorded checkpoints are not part of the trainer's checkpoint, so a resumed run would
+  // miss those recorded before the interruption.
+  if (opt.method == "tracin" && (!opt.checkpoint.empty() || !opt.resume.empty()))
+    fail("--method tracin cannot be combined with --checkpoint or --resume: the parameters it records for TracIn "
+         "are not in the training checkpoint");
   o.state_directory = opt.state_dir;
   return o;
 }
@@ -101,6 +121,19 @@ inline tracker_options tracking_settings(const options& opt) {
 struct Influence {
   static constexpr const char* name = "influence";
 };
+/// The same for the gradient-similarity baselines (docs/influence.md, "Gradient similarity").
+struct GradDot {
+  static constexpr const char* name = "grad-dot";
+};
+struct GradCos {
+  static constexpr const char* name = "grad-cos";
+};
+struct TracIn {
+  static constexpr const char* name = "tracin";
+};
+template <class Policy>
+inline constexpr bool is_baseline = std::is_same_v<Policy, Influence> || std::is_same_v<Policy, GradDot> ||
+                                    std::is_same_v<Policy, GradCos> || std::is_same_v<Policy, TracIn>;
 
 /// The inverse-HVP settings of the --ihvp, --damping, --cg-* and --lissa-* flags.
 inline ihvp_options ihvp_settings(const options& opt) {
@@ -383,6 +416,81 @@ matrix<typename Job::T, typename Job::B> influence_contributions(Job& job) {
   return std::move(result.contributions);
 }
 
+/// --method grad-dot or grad-cos: trains without tracking, then the similarity at w_T.
+template <class Policy, class Job>
+matrix<typename Job::T, typename Job::B> similarity_contributions(Job& job) {
+  tracking_settings(job.opt);  // refuses the tracking flags
+  check_tracked(job.tracked, job.N());
+  job.train_model();
+  const auto w = std::as_const(job.w).view();
+  auto C = std::is_same_v<Policy, GradDot> ? grad_dot(job.model, job.loss, w, job.train, job.tracked, job.test)
+                                           : grad_cos(job.model, job.loss, w, job.train, job.tracked, job.test);
+  remove_hypergradients(job.out());
+  return C;
+}
+
+/// --method tracin's callback: the parameters at the end of every K-th epoch and of the run, each
+/// with the epochs it closes and the mean learning rate applied over them (its TracIn weight).
+template <class T, class B>
+class tracin_recorder {
+public:
+  struct recorded {
+    index step;       // steps taken when it was recorded
+    index epochs;     // epochs since the previous one
+    double mean_rate; // mean η over those epochs' steps
+    vector<T, B> parameters;
+  };
+
+  tracin_recorder(const batch_order& order, index every) : order_(order), every_(every) {}
+
+  void after_update(const step_context<T, B>& ctx) {
+    rate_sum_ += static_cast<double>(ctx.learning_rate);
+    ++steps_;
+    const bool last = ctx.step + 1 == order_.steps();
+    if ((ctx.step + 1) % order_.steps_per_epoch() != 0 && !last) return;
+    ++epochs_;
+    if ((ctx.epoch + 1) % every_ != 0 && !last) return;
+    vector<T, B> w(ctx.parameters.size);
+    B::copy(ctx.parameters, w.view());
+    checkpoints_.push_back({ctx.step + 1, epochs_, rate_sum_ / static_cast<double>(steps_), std::move(w)});
+    rate_sum_ = 0;
+    steps_ = 0;
+    epochs_ = 0;
+  }
+
+  [[nodiscard]] const std::vector<recorded>& checkpoints() const noexcept { return checkpoints_; }
+
+private:
+  const batch_order& order_;
+  index every_;
+  double rate_sum_ = 0;
+  index steps_ = 0, epochs_ = 0;
+  std::vector<recorded> checkpoints_;
+};
+
+/// --method tracin: trains recording w_c every --tracin-every epochs, then TracIn-CP with the
+/// weights η_c·K_c/(|B|(1 − μ)) (docs/influence.md).
+template <class Job>
+matrix<typename Job::T, typename Job::B> tracin_contributions(Job& job) {
+  using T = typename Job::T;
+  using B = typename Job::B;
+  tracking_settings(job.opt);  // refuses the tracking flags, --checkpoint and --resume
+  check_tracked(job.tracked, job.N());
+  tracin_recorder<T, B> recorder(job.order, job.opt.tracin_every > 0 ? job.opt.tracin_every : 1);
+  job.train_model(recorder);
+  std::vector<tracin_checkpoint<T>> checkpoints;
+  for (const auto& c : recorder.checkpoints())
+    checkpoints.push_back({c.step, c.parameters.view(),
+                           tracin_weight(c.mean_rate, c.epochs, job.order.batch_size(), job.opt.momentum)});
+  auto C = tracin(job.model, job.loss, std::span<const tracin_checkpoint<T>>(checkpoints), job.train, job.tracked,
+                  job.test);
+  if (!checkpoints.empty())
+    fmt::print("tracin: {} checkpoints, weights {:.3e} (first) to {:.3e} (last)\n", checkpoints.size(),
+               checkpoints.front().weight, checkpoints.back().weight);
+  remove_hypergradients(job.out());
+  return C;
+}
+
 /// --lean: the first run gives w_T and the test gradients; the second, from the same start along
 /// the same batches and rates, the projections onto them, O(n·M) memory instead of O(n·|w|).
 template <class Policy, class Job>
@@ -493,6 +601,9 @@ matrix<typename Job::T, typename Job::B> tracked_contributions(Job& job) {
 template <class Policy, class Job>
 matrix<typename Job::T, typename Job::B> contributions_of(Job& job) {
   if constexpr (std::is_same_v<Policy, Influence>) return influence_contributions(job);
+  else if constexpr (std::is_same_v<Policy, GradDot> || std::is_same_v<Policy, GradCos>)
+    return similarity_contributions<Policy>(job);
+  else if constexpr (std::is_same_v<Policy, TracIn>) return tracin_contributions(job);
   else if (job.opt.lean && Policy::hessian_aware) return adjoint_contributions(job);
   else if (job.opt.lean) return lean_contributions<Policy>(job);
   else return tracked_contributions<Policy>(job);
@@ -505,7 +616,7 @@ template <class Policy, class Job>
 void announce(const Job& job) {
   fmt::print("hydra-attribute: {} training / {} test samples, model {} ({} parameters), {} steps, {} {} samples ({}, {}, {})\n",
              job.N(), job.test.size(), job.opt.model, job.w.size(), job.order.steps(),
-             std::is_same_v<Policy, Influence> ? "explaining" : "tracking", job.tracked.size(), Policy::name,
+             is_baseline<Policy> ? "explaining" : "tracking", job.tracked.size(), Policy::name,
              job.opt.precision, Job::B::name);
   std::fflush(stdout);
 }
@@ -531,7 +642,7 @@ void print_accuracies(Job& job, std::chrono::steady_clock::time_point start) {
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   fmt::print("train accuracy {:.2f}%, test accuracy {:.2f}%, {:.1f} s; wrote {}/{{weights,{}contributions,tracked}}.npy\n",
              100 * train_eval.accuracy, 100 * test_eval.accuracy, seconds, job.opt.out,
-             std::is_same_v<Policy, Influence> ? "" : "hypergradients,");
+             is_baseline<Policy> ? "" : "hypergradients,");
 }
 
 /// Test point 0's three most helpful and three most harmful tracked samples (C on the host).
@@ -620,9 +731,15 @@ int main(int argc, char** argv) {
   app.add_option("--momentum", opt.momentum, "SGD momentum p")->capture_default_str();
   app.add_option("--weight-decay", opt.weight_decay, "weight decay λ")->capture_default_str();
   app.add_option("--track", opt.track, "int64 indices of the training samples to track, or 'all'")->capture_default_str();
-  app.add_option("--method", opt.method, "hessian-free, exact (HYDRA) or influence (the influence-function baseline)")
+  app.add_option("--method", opt.method,
+                 "hessian-free, exact (HYDRA); influence (influence functions); tracin, grad-dot or grad-cos (the "
+                 "gradient-similarity baselines)")
       ->capture_default_str()
-      ->check(CLI::IsMember({"hessian-free", "exact", "influence"}));
+      ->check(CLI::IsMember({"hessian-free", "exact", "influence", "tracin", "grad-dot", "grad-cos"}));
+  app.add_option("--tracin-every", opt.tracin_every,
+                 "tracin: epochs between the checkpoints TracIn sums over (the run's last epoch always ends one; "
+                 "default 1)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--ihvp", opt.ihvp, "influence: how H⁻¹ is applied, explicit, cg or lissa")
       ->capture_default_str()
       ->check(CLI::IsMember({"explicit", "cg", "lissa"}));
@@ -666,10 +783,14 @@ int main(int argc, char** argv) {
   try {
     using namespace hydra::cli;
     check_device(opt);
+    (void)tracking_settings(opt);  // flags the method cannot honour are refused before any file is read
     auto on_backend = [&]<class B>() {
       auto with_precision = [&]<class T>() {
         if (opt.method == "exact") return run<T, hydra::Exact, B>(opt);
         if (opt.method == "influence") return run<T, Influence, B>(opt);
+        if (opt.method == "tracin") return run<T, TracIn, B>(opt);
+        if (opt.method == "grad-dot") return run<T, GradDot, B>(opt);
+        if (opt.method == "grad-cos") return run<T, GradCos, B>(opt);
         return run<T, hydra::HessianFree, B>(opt);
       };
       return opt.precision == "float64" ? with_precision.template operator()<double>()

@@ -22,6 +22,7 @@
 
 #include "hydra/backend/cpu.hpp"
 #include "hydra/data/npy.hpp"
+#include "hydra/influence/gradient_similarity.hpp"
 #include "hydra/nn/loss.hpp"
 #include "hydra/nn/model_spec.hpp"
 #include "hydra/nn/models.hpp"
@@ -233,6 +234,108 @@ TEST_CASE("hydra-attribute --method influence: C_IF against a Hessian formed and
   CHECK(big.status != 0);
   CHECK_MESSAGE(big.err.find("explicit") != std::string::npos, big.err);
   CHECK_MESSAGE(big.err.find("7003") != std::string::npos, big.err);  // |w| = 3·1000 + 1000 + 1000·3 + 3
+}
+
+TEST_CASE("hydra-attribute --method tracin, grad-dot, grad-cos: the library's baselines on the run's parameters") {
+  fixture f;
+  // 4 epochs of 3 steps (N = 12, batches of 4) along a known order with decaying rates, so that
+  // the test can retrain to every checkpoint itself.
+  const auto order = batch_order::shuffled(f.N, 4, 4, 9);
+  std::vector<std::int64_t> table(order.table().begin(), order.table().end());
+  save_npy(f.dir / "order.npy", table, {order.steps(), 4});
+  std::vector<double> rates;
+  for (index t = 0; t < order.steps(); ++t) rates.push_back(0.3 * std::pow(0.85, static_cast<double>(t)));
+  save_npy(f.dir / "lr.npy", rates, {order.steps()});
+  Mlp<double> model(3, {5}, 3, activation::tanh);
+  const index P = model.parameter_count();
+  std::vector<double> w0(static_cast<std::size_t>(P));
+  model.initialize(vector_view<double>(w0.data(), P), 4);
+  save_npy(f.dir / "w0.npy", w0, {P});
+  const std::vector<std::int64_t> track{5, 0, 11, 3};
+  save_npy(f.dir / "track.npy", track, {4});
+  const double momentum = 0.9;
+  const auto common = f.data_args() + " --model mlp:3,5,3:tanh --init " + f.path("w0.npy") + " --order " +
+                      f.path("order.npy") + " --lr-file " + f.path("lr.npy") +
+                      " --momentum 0.9 --weight-decay 0.01 --track " + f.path("track.npy") + " --precision float64";
+  auto run_method = [&](const std::string& args, const std::string& out) {
+    const auto r = run_tool(f.dir, common + args + " --out " + f.path(out));
+    INFO(args);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    CHECK_FALSE(fs::exists(f.dir / out / "hypergradients.npy"));
+    CHECK(load_npy_indices(f.dir / out / "tracked.npy").data == std::vector<index>{5, 0, 11, 3});
+    const auto C = load_npy_features<double>(f.dir / out / "contributions.npy");
+    CHECK(C.shape == std::vector<index>{4, f.M});
+    return C.data;
+  };
+
+  const dataset<double> train({3}, f.x, std::vector<label_type>(f.y.begin(), f.y.end()), 3);
+  const dataset<double> test({3}, f.xt, std::vector<label_type>(f.yt.begin(), f.yt.end()), 3);
+  SoftmaxCrossEntropy<double> loss;
+  const sgd_run run{momentum, 0.01, rates};
+  const std::vector<index> tracked(track.begin(), track.end());
+  // w after the first `steps` steps, by the test's own SGD.
+  auto parameters_after = [&](index steps) {
+    const std::vector<index> prefix(order.table().begin(), order.table().begin() + steps * 4);
+    return retrain(model, loss, train, batch_order::from_table(prefix, steps, 4, f.N), w0, run, 0, 0.0);
+  };
+  const auto w_T = parameters_after(order.steps());
+  const vector_view<const double> w_T_view(w_T.data(), P);
+
+  const auto dot = run_method(" --method grad-dot", "dot");
+  CHECK(relative_error(load_npy_features<double>(f.dir / "dot/weights.npy").data, w_T) <= 1e-13);
+  CHECK(relative_error(dot, grad_dot(model, loss, w_T_view, train, tracked, test).to_host()) <= 1e-12);
+  const auto cos = run_method(" --method grad-cos", "cos");
+  CHECK(relative_error(cos, grad_cos(model, loss, w_T_view, train, tracked, test).to_host()) <= 1e-12);
+
+  // --tracin-every 3 over 4 epochs: w after epoch 3 (step 9) closing 3 epochs, and w_T closing
+  // the 1 left; weight η_c·K_c/(|B|(1 − μ)), η_c the mean rate over the steps the interval spans.
+  const auto tracin_3 = run_method(" --method tracin --tracin-every 3", "tracin3");
+  auto mean_rate = [&](index first, index last) {
+    double s = 0;
+    for (index t = first; t < last; ++t) s += rates[static_cast<std::size_t>(t)];
+    return s / static_cast<double>(last - first);
+  };
+  const auto w_9 = parameters_after(9);
+  const std::vector<tracin_checkpoint<double>> checkpoints{
+      {9, vector_view<const double>(w_9.data(), P), mean_rate(0, 9) * 3 / (4 * (1 - momentum))},
+      {12, w_T_view, mean_rate(9, 12) * 1 / (4 * (1 - momentum))}};
+  CHECK(relative_error(tracin_3, tracin(model, loss, std::span<const tracin_checkpoint<double>>(checkpoints), train,
+                                        tracked, test)
+                                     .to_host()) <= 1e-12);
+  // The default, a checkpoint every epoch: four terms, not the same array.
+  const auto tracin_1 = run_method(" --method tracin", "tracin1");
+  CHECK(relative_error(tracin_1, tracin_3) >= 1e-3);
+  // One checkpoint (K ≥ the epochs) is w_T closing all 4 epochs: Grad-Dot scaled by N·η̄·4/(|B|(1 − μ)).
+  const auto tracin_all = run_method(" --method tracin --tracin-every 7", "tracin7");
+  std::vector<double> scaled = dot;
+  for (double& c : scaled) c *= static_cast<double>(f.N) * mean_rate(0, 12) * 4 / (4 * (1 - momentum));
+  CHECK(relative_error(tracin_all, scaled) <= 1e-12);
+
+  // What does not apply to these methods is refused in one line, before training.
+  auto expect_error = [&](const std::string& args, const std::string& needle) {
+    CAPTURE(args);
+    const auto r = run_tool(f.dir, common + args + " --out " + f.path("bad"));
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(r.err.find(needle) != std::string::npos, r.err);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') <= 1);
+    CHECK_FALSE(fs::exists(f.dir / "bad/contributions.npy"));
+  };
+  expect_error(" --method grad-dot --tracin-every 2", "--tracin-every applies to --method tracin only");
+  expect_error(" --tracin-every 2", "--tracin-every applies to --method tracin only");
+  expect_error(" --method tracin --tracin-every 0", "--tracin-every");
+  expect_error(" --method tracin --lean", "--lean needs --method hessian-free or exact (--method tracin tracks nothing)");
+  expect_error(" --method grad-cos --lean", "--lean needs --method hessian-free or exact");
+  expect_error(" --method grad-dot --update eager", "--update applies to --method hessian-free or exact");
+  expect_error(" --method grad-cos --state-dir " + f.path("states"), "--state-dir applies to --method hessian-free or exact");
+  expect_error(" --method tracin --checkpoint " + f.path("ck"), "--method tracin cannot be combined with --checkpoint or --resume");
+  expect_error(" --method tracin --resume " + f.path("ck"), "--method tracin cannot be combined with --checkpoint or --resume");
+  expect_error(" --method tracin-cp", "--method: tracin-cp not in");
+  save_npy(f.dir / "track_twice.npy", std::vector<std::int64_t>{1, 3, 1}, {3});
+  const auto twice = run_tool(f.dir, f.data_args() + " --model mlp:3,5,3:tanh --batch-size 4 --method grad-dot --track " +
+                                         f.path("track_twice.npy") + " --out " + f.path("bad"));
+  CHECK(twice.status != 0);
+  CHECK_MESSAGE(twice.err.find("training sample 1 is tracked twice") != std::string::npos, twice.err);
 }
 
 TEST_CASE("hydra-attribute defaults: float32, hessian-free, every sample tracked") {
@@ -595,7 +698,8 @@ TEST_CASE("hydra-attribute --device cuda writes the files --device cpu writes (f
   const auto cuda = probe_cuda(f);
   // The CPU runs always (they check --device cpu with every method); the GPU's only where there is one.
   const std::vector<std::string> methods{" --method hessian-free", " --method exact", " --method hessian-free --update eager",
-                                         " --method hessian-free --lean", " --method influence --ihvp explicit --damping 1"};
+                                         " --method hessian-free --lean", " --method influence --ihvp explicit --damping 1",
+                                         " --method tracin --tracin-every 2", " --method grad-dot", " --method grad-cos"};
   for (std::size_t k = 0; k < methods.size(); ++k) {
     CAPTURE(methods[k]);
     const auto cpu_dir = f.dir / ("cpu" + std::to_string(k)), gpu_dir = f.dir / ("cuda" + std::to_string(k));
@@ -610,7 +714,7 @@ TEST_CASE("hydra-attribute --device cuda writes the files --device cpu writes (f
     for (const char* name : {"weights.npy", "hypergradients.npy", "contributions.npy"}) {
       CAPTURE(name);
       REQUIRE(fs::exists(gpu_dir / name) == fs::exists(cpu_dir / name));
-      if (!fs::exists(cpu_dir / name)) continue;  // --lean and influence write no hypergradients
+      if (!fs::exists(cpu_dir / name)) continue;  // --lean and the baselines write no hypergradients
       const auto header = read_npy_header(gpu_dir / name);
       CHECK(header.descr == "<f8");
       CHECK(header.shape == read_npy_header(cpu_dir / name).shape);

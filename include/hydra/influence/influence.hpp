@@ -9,7 +9,8 @@
 // removing i would raise test loss j (the sample helps). s_test = H⁻¹∇ℓ_test is solved once per
 // test point (all of them as k directions) and reused for every training sample: one GEMM.
 //
-// This header includes the rest of the component: the objective, the three inverse-HVP methods.
+// This header includes the rest of the component: the objective, the three inverse-HVP methods,
+// and the gradient-similarity baselines (Grad-Dot, Grad-Cos, TracIn; gradient_similarity.hpp).
 
 #include <span>
 #include <string>
@@ -23,6 +24,7 @@
 #include "hydra/influence/concepts.hpp"
 #include "hydra/influence/conjugate_gradient.hpp"
 #include "hydra/influence/explicit.hpp"
+#include "hydra/influence/gradient_similarity.hpp"
 #include "hydra/influence/inverse_hvp.hpp"
 #include "hydra/influence/lissa.hpp"
 #include "hydra/influence/objective.hpp"
