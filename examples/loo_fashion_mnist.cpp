@@ -1,9 +1,10 @@
 // Leave-one-out ground truth on a small real Fashion-MNIST subset (docs/attribution.md, "Ground
 // truth by retraining"): train an MLP in double while tracking some training samples with both
 // HYDRA policies, compute the influence-function baseline at the trained parameters, then retrain
-// once without each of those samples (same initialisation, same batch order) and print how well
-// each method's C(i, j) predicts the actual change of every test loss: Pearson and Spearman
-// correlation and sign agreement over all (sample, test point) pairs.
+// once without each of those samples with the retraining harness (trajectory_specific: same
+// initialisation, same batch order, the sample's loss weight zero) and print how well each
+// method's C(i, j) predicts the actual change of every test loss: Pearson and Spearman correlation
+// and sign agreement over all (sample, test point) pairs.
 //
 // The default network is tanh: with ReLU, removing one sample of a thousand already flips enough
 // activations that even retraining with ε = −1/N departs far from its own first-order term on
@@ -19,7 +20,8 @@
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
-#include <hydra/attribution/ground_truth.hpp>
+#include <hydra/attribution/retraining.hpp>
+#include <hydra/attribution/subsets.hpp>
 #include <hydra/hydra.hpp>
 #include <hydra/influence/influence.hpp>
 #include <hydra/metrics/metrics.hpp>
@@ -41,6 +43,7 @@ struct options {
   double damping = 1e-3;
   std::string ihvp = "cg";
   std::uint64_t seed = 0;
+  index threads = 0;
 };
 
 std::span<const double> flat(const matrix<double, cpu>& m) { return {m.data(), static_cast<std::size_t>(m.size())}; }
@@ -62,14 +65,16 @@ int run(const options& opt) {
   std::vector<index> samples(static_cast<std::size_t>(opt.samples));  // spread over the subset
   for (index k = 0; k < opt.samples; ++k) samples[static_cast<std::size_t>(k)] = k * opt.train_size / opt.samples;
 
-  Mlp<T> model(784, {opt.hidden}, 10, *activation_named(opt.activation));
-  SoftmaxCrossEntropy<T> loss;
+  const auto make_model = [&] { return Mlp<T>(784, {opt.hidden}, 10, *activation_named(opt.activation)); };
+  const auto make_loss = [] { return SoftmaxCrossEntropy<T>(); };
+  auto model = make_model();
+  auto loss = make_loss();
   const index P = model.parameter_count();
   vector<T, cpu> w0(P);
   model.initialize(w0.view(), opt.seed);
   const auto order = batch_order::shuffled(train.size(), opt.batch_size, opt.epochs, opt.seed);
   const std::vector<double> rates(static_cast<std::size_t>(order.steps()), opt.learning_rate);
-  const sgd_replay run{rates, {.momentum = opt.momentum, .weight_decay = opt.weight_decay}};
+  const sgd_options sgd{.momentum = opt.momentum, .weight_decay = opt.weight_decay};
   fmt::print("Fashion-MNIST subset: {} training / {} test images; MLP 784 → {} → 10 ({}, {} parameters), {} steps "
              "of SGD (lr {}, momentum {}, weight decay {}), float64; {} samples left out one at a time\n",
              train.size(), test.size(), opt.hidden, opt.activation, P, order.steps(), opt.learning_rate, opt.momentum,
@@ -78,7 +83,7 @@ int run(const options& opt) {
   // One training run feeds both trackers.
   vector<T, cpu> w(P);
   cpu::copy(std::as_const(w0).view(), w.view());
-  SGD<T> optimizer(P, run.optimizer);
+  SGD<T> optimizer(P, sgd);
   list_schedule schedule(rates);
   trainer fit(model, loss, optimizer, schedule, {.progress = progress_mode::never});
   hypergradient_tracker<Mlp<T>, SoftmaxCrossEntropy<T>, Exact> exact(model, loss, optimizer, samples, train.size());
@@ -98,7 +103,24 @@ int run(const options& opt) {
                                      static_cast<T>(opt.weight_decay), influence_settings);
   const auto trained = std::chrono::steady_clock::now();
 
-  const auto actual = leave_one_out(model, loss, train, test, order, std::as_const(w0).view(), run, samples);
+  // One subset per sample, plus an empty one: the unchanged run, the baseline of every change.
+  auto design = leave_one_out_design(train.size(), samples);
+  design.removed.emplace_back();
+  retraining_options retraining;
+  retraining.protocol = retraining_protocol::trajectory_specific;
+  retraining.order = &order;
+  retraining.learning_rates = rates;
+  retraining.optimizer = sgd;
+  retraining.threads = opt.threads;
+  const auto retrained = retrain_subsets(make_model, make_loss, train, test, design, std::as_const(w0).view(), retraining);
+  if (retrained.diverged_count() > 0)
+    throw numerical_error("leave-one-out: retraining without sample " +
+                          std::to_string(samples[static_cast<std::size_t>(retrained.diverged.front().subset)]) +
+                          " diverged at step " + std::to_string(retrained.diverged.front().step));
+  const auto n = static_cast<index>(samples.size());
+  matrix<double, cpu> actual(n, test.size());  // ℓ_j(w_T without sample k) − ℓ_j(w_T)
+  for (index k = 0; k < n; ++k)
+    for (index j = 0; j < test.size(); ++j) actual(k, j) = retrained.losses(k, j) - retrained.losses(n, j);
   const auto done = std::chrono::steady_clock::now();
   fmt::print("test accuracy {:.1f}%; training, tracking and influence {:.1f} s; {} leave-one-out retrainings {:.1f} s\n\n",
              100 * accuracy, std::chrono::duration<double>(trained - start).count(), samples.size(),
@@ -141,6 +163,7 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"explicit", "cg", "lissa"}));
   app.add_option("--seed", opt.seed, "seed of initialisation and batch order")->capture_default_str();
+  app.add_option("--threads", opt.threads, "retrainings at once (0: every core)")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   if (!std::filesystem::exists(std::filesystem::path(opt.data_dir) / "train-images-idx3-ubyte.gz")) {
     std::printf("[skipped] Fashion-MNIST is not in %s (Debian package dataset-fashion-mnist)\n", opt.data_dir.c_str());
