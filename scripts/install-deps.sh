@@ -14,6 +14,7 @@ packages=(
   libcli11-dev libfmt-dev               # examples
   dataset-fashion-mnist                 # the main job's data: /usr/share/datasets/fashion-mnist/
   python3-numpy python3-matplotlib      # helper scripts; the figures of docs/experiments.md
+  clang-14 libclang-rt-14-dev           # scripts/fuzz.sh: libFuzzer targets of tests/fuzz/
 )
 
 if [[ "${HYDRA_SKIP_DEPS:-0}" == 1 ]]; then

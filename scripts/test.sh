@@ -7,6 +7,8 @@
 #   2. AddressSanitizer + UndefinedBehaviorSanitizer build in $HYDRA_BUILD_DIR/asan (tests only,
 #      CPU only: nvcc's device code is outside the sanitizers' reach); ctest without the consumer
 #      test.
+#   3. scripts/fuzz.sh 60: the libFuzzer targets of tests/fuzz/ (clang 14), 60 s each, in
+#      $HYDRA_BUILD_DIR/fuzz.
 # HYDRA_BUILD_DIR defaults to "build" (relative paths are relative to the repository root).
 # Exits non-zero on the first failure.
 set -euo pipefail
@@ -41,4 +43,9 @@ cmake --build "$build_root/asan" --parallel "$jobs"
 section "Sanitizers: tests (without the consumer test)"
 ctest --test-dir "$build_root/asan" --output-on-failure -j "$jobs" -E consumer
 
-section "All tests passed (Release and sanitizer builds)"
+# Fuzzing: the readers and the model-spec parser under libFuzzer + ASan/UBSan (clang 14), a fixed
+# 60 s per target (docs/building.md, "Fuzzing").
+section "Fuzzing (scripts/fuzz.sh 60)"
+./scripts/fuzz.sh 60
+
+section "All tests passed (Release and sanitizer builds, fuzzing)"

@@ -123,29 +123,40 @@ inline model_spec parse_lenet5(std::string_view, const std::string&) {
   result.outputs = 10;
   return result;
 }
+
+// The families' builds, named so that the rows below can name their types: Clang before 17 cannot
+// deduce a template argument from a designated initializer (aggregate CTAD, P1816).
+inline constexpr auto build_softmax = []<class T, class B>(model_types<T, B>, const model_spec& s) {
+  return Mlp<T, B>(s.inputs, {}, s.outputs);
+};
+inline constexpr auto build_mlp = []<class T, class B>(model_types<T, B>, const model_spec& s) {
+  return Mlp<T, B>(s.inputs, s.hidden, s.outputs, s.hidden_activation);
+};
+inline constexpr auto build_lenet5 = []<class T, class B>(model_types<T, B>, const model_spec&) {
+  return LeNet5<T, B>();
+};
 } // namespace detail
 
 /// The registry of model families, in the order --help and error messages list them.
 inline constexpr std::tuple model_families{
-    model_family{.name = "softmax",
-                 .syntax = "softmax:D,C",
-                 .description = "softmax regression: D inputs, C classes (an mlp without hidden layers)",
-                 .parse = detail::parse_softmax,
-                 .build = []<class T, class B>(model_types<T, B>, const model_spec& s) {
-                   return Mlp<T, B>(s.inputs, {}, s.outputs);
-                 }},
-    model_family{.name = "mlp",
-                 .syntax = "mlp:D,H1[,H2,...],C[:relu|tanh|sigmoid]",
-                 .description = "an MLP with hidden widths H1, H2, ..., the activation after each (default relu)",
-                 .parse = detail::parse_mlp,
-                 .build = []<class T, class B>(model_types<T, B>, const model_spec& s) {
-                   return Mlp<T, B>(s.inputs, s.hidden, s.outputs, s.hidden_activation);
-                 }},
-    model_family{.name = "lenet5",
-                 .syntax = "lenet5",
-                 .description = "the paper's LeNet-5: N x 1 x 28 x 28 inputs, 10 classes",
-                 .parse = detail::parse_lenet5,
-                 .build = []<class T, class B>(model_types<T, B>, const model_spec&) { return LeNet5<T, B>(); }},
+    model_family<decltype(detail::build_softmax)>{
+        .name = "softmax",
+        .syntax = "softmax:D,C",
+        .description = "softmax regression: D inputs, C classes (an mlp without hidden layers)",
+        .parse = detail::parse_softmax,
+        .build = detail::build_softmax},
+    model_family<decltype(detail::build_mlp)>{
+        .name = "mlp",
+        .syntax = "mlp:D,H1[,H2,...],C[:relu|tanh|sigmoid]",
+        .description = "an MLP with hidden widths H1, H2, ..., the activation after each (default relu)",
+        .parse = detail::parse_mlp,
+        .build = detail::build_mlp},
+    model_family<decltype(detail::build_lenet5)>{
+        .name = "lenet5",
+        .syntax = "lenet5",
+        .description = "the paper's LeNet-5: N x 1 x 28 x 28 inputs, 10 classes",
+        .parse = detail::parse_lenet5,
+        .build = detail::build_lenet5},
 };
 
 /// Calls f(row) for every row of model_families, in the table's order.
