@@ -10,6 +10,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "hydra/backend/cpu.hpp"
+#include "hydra/core/io/directory_lock.hpp"
 #include "hydra/data/npy.hpp"
 #include "hydra/influence/gradient_similarity.hpp"
 #include "hydra/nn/loss.hpp"
@@ -608,6 +610,57 @@ TEST_CASE("hydra-attribute killed mid-run (SIGKILL) and resumed writes the same 
   REQUIRE(::waitpid(child, &status, 0) == child);
   REQUIRE_MESSAGE(WIFSIGNALED(status), "hydra-attribute finished before it could be killed; lengthen the run");
   CHECK_FALSE(fs::exists(f.dir / "killed/weights.npy"));
+  // The killed run left its fingerprint and its lock file; the lock died with it.
+  CHECK(fs::exists(checkpoint / "hydra-attribute.fingerprint"));
+  CHECK(fs::exists(checkpoint / "hydra.lock"));
+
+  // The checkpoint of this run, resumed with another setting: refused before any training, naming
+  // the first flag that differs. Nothing is written, so the checkpoint stays resumable.
+  const auto checkpoint_bytes = file_bytes(checkpoint / "checkpoint.hydra");
+  auto with = [&](const std::string& from, const std::string& to) {
+    auto changed = args;
+    const auto at = changed.find(from);
+    REQUIRE(at != std::string::npos);
+    return changed.replace(at, from.size(), to);
+  };
+  auto expect_refused = [&](const std::string& changed_args, const std::string& needle) {
+    CAPTURE(changed_args);
+    const auto r = run_tool(f.dir, changed_args + " --resume " + checkpoint.string() + " --out " + f.path("refused"));
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(r.err.find("--resume " + checkpoint.string() + ": the checkpoint was made with " + needle) !=
+                      std::string::npos,
+                  r.err);
+    CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    CHECK_FALSE(fs::exists(f.dir / "refused"));
+  };
+  // Another training set of the same shape and labels: only its content hash tells.
+  save_npy(f.dir / "xl2.npy", normal_vector(static_cast<std::size_t>(n * d), 9), {n, d});
+  expect_refused(with("xl.npy", "xl2.npy"), "a different --train-x (content hash 0x");
+  expect_refused(with("--lr 0.05", "--lr 0.04"), "--lr 0.05, this run has --lr 0.04");
+  expect_refused(with("mlp:8,16,3:tanh", "mlp:8,16,3:relu"),  // the same parameter count
+                 "--model mlp:8,16,3:tanh, this run has --model mlp:8,16,3:relu");
+  std::vector<std::int64_t> other_tracked{1, 2, 3};
+  save_npy(f.dir / "tl2.npy", other_tracked, {3});
+  expect_refused(with("tl.npy", "tl2.npy"), "a different --track (content hash 0x");
+  expect_refused(with("--track " + f.path("tl.npy"), "--track all"),
+                 "--track (content hash 0x");  // ... this run has --track all
+  expect_refused(args + " --seed 3", "--seed 0, this run has --seed 3");
+  expect_refused(with("--weight-decay 0.001", "--weight-decay 0.002"),
+                 "--weight-decay 0.001, this run has --weight-decay 0.002");
+  expect_refused(args + " --update eager", "--update lazy, this run has --update eager");
+  expect_refused(with("--precision float64", "--precision float32"),
+                 "--precision float64, this run has --precision float32");
+  CHECK(file_bytes(checkpoint / "checkpoint.hydra") == checkpoint_bytes);
+
+  // A checkpoint directory of an older hydra-attribute, without a fingerprint: refused too.
+  const auto old = f.dir / "ck_old";
+  fs::create_directories(old);
+  fs::copy_file(checkpoint / "checkpoint.hydra", old / "checkpoint.hydra");
+  const auto unfingerprinted = run_tool(f.dir, args + " --resume " + old.string() + " --out " + f.path("refused"));
+  CHECK(unfingerprinted.status != 0);
+  CHECK_MESSAGE(unfingerprinted.err.find("--resume " + old.string() + ": the checkpoint has no run fingerprint") !=
+                    std::string::npos,
+                unfingerprinted.err);
 
   const auto resumed = run_tool(f.dir, args + " --resume " + checkpoint.string() + " --out " + f.path("resumed"));
   INFO(resumed.err);
@@ -616,6 +669,68 @@ TEST_CASE("hydra-attribute killed mid-run (SIGKILL) and resumed writes the same 
     CAPTURE(name);
     CHECK(file_bytes(f.dir / "resumed" / name) == file_bytes(f.dir / "whole" / name));
   }
+  CHECK_FALSE(fs::exists(checkpoint / "hydra.lock"));  // released at the end of the run
+}
+
+TEST_CASE("hydra-attribute --checkpoint, --resume and --state-dir: one run per directory, a fresh run's fingerprint") {
+  fixture f;
+  const auto common = f.data_args() + " --model mlp:3,5,3:tanh --epochs 2 --batch-size 4 --lr 0.1 --precision float64";
+  const auto other_lr = f.data_args() + " --model mlp:3,5,3:tanh --epochs 2 --batch-size 4 --lr 0.2 --precision float64";
+  const auto ck = f.dir / "ck";
+  const auto first = run_tool(f.dir, common + " --checkpoint " + ck.string() + " --out " + f.path("first"));
+  INFO(first.err);
+  REQUIRE(first.status == 0);
+  CHECK(fs::exists(ck / "checkpoint.hydra"));
+  CHECK(fs::exists(ck / "hydra-attribute.fingerprint"));
+  CHECK_FALSE(fs::exists(ck / "hydra.lock"));
+
+  // Held by a live process (this one, through the library's lock): every run that would write there
+  // is refused at once, naming the directory and the PID.
+  const std::string pid = std::to_string(static_cast<long>(::getpid()));
+  {
+    directory_lock held(ck);
+    for (const std::string flag : {"--resume", "--checkpoint"}) {
+      CAPTURE(flag);
+      const auto r = run_tool(f.dir, common + " " + flag + " " + ck.string() + " --out " + f.path("second"));
+      CHECK(r.status != 0);
+      CHECK_MESSAGE(r.err.find(flag + " " + ck.string() + ": the directory is in use by process " + pid) !=
+                        std::string::npos,
+                    r.err);
+      CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+    }
+    const auto states = f.dir / "states";
+    fs::create_directories(states);
+    directory_lock held_states(states);
+    const auto r = run_tool(f.dir, common + " --state-dir " + states.string() + " --out " + f.path("second"));
+    CHECK(r.status != 0);
+    CHECK_MESSAGE(r.err.find("--state-dir " + states.string() + ": the directory is in use by process " + pid) !=
+                      std::string::npos,
+                  r.err);
+    CHECK_FALSE(fs::exists(f.dir / "second"));
+  }
+
+  // Released: the finished run's checkpoint resumes (nothing left to train) with the same results.
+  const auto again = run_tool(f.dir, common + " --resume " + ck.string() + " --out " + f.path("again"));
+  INFO(again.err);
+  REQUIRE(again.status == 0);
+  for (const char* name : {"weights.npy", "hypergradients.npy", "contributions.npy"}) {
+    CAPTURE(name);
+    CHECK(file_bytes(f.dir / "again" / name) == file_bytes(f.dir / "first" / name));
+  }
+
+  // A fresh run into the directory replaces the checkpoint and the fingerprint: the old run's
+  // flags are refused afterwards, the new run's accepted.
+  const auto fresh = run_tool(f.dir, other_lr + " --checkpoint " + ck.string() + " --out " + f.path("fresh"));
+  INFO(fresh.err);
+  REQUIRE(fresh.status == 0);
+  const auto old_flags = run_tool(f.dir, common + " --resume " + ck.string() + " --out " + f.path("bad"));
+  CHECK(old_flags.status != 0);
+  CHECK_MESSAGE(old_flags.err.find("the checkpoint was made with --lr 0.2, this run has --lr 0.1") != std::string::npos,
+                old_flags.err);
+  const auto new_flags = run_tool(f.dir, other_lr + " --resume " + ck.string() + " --out " + f.path("fresh2"));
+  INFO(new_flags.err);
+  CHECK(new_flags.status == 0);
+  CHECK(file_bytes(f.dir / "fresh2/weights.npy") == file_bytes(f.dir / "fresh/weights.npy"));
 }
 
 } // namespace hydra::test
