@@ -4,15 +4,7 @@
 #include <cstdint>
 
 #include "fuzz_support.hpp"
-#include "hydra/data/detail/checked.hpp"
 #include "hydra/data/idx.hpp"
-
-namespace {
-bool consistent(const hydra::idx_array& a) {
-  hydra::index count = 0;
-  return hydra::detail::checked_product(a.shape, count) && static_cast<std::size_t>(count) == a.data.size();
-}
-} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const auto& path = hydra::fuzz::input_file(data, size);
@@ -20,11 +12,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   expect_only_hydra_errors([&] {
     const auto images = hydra::read_idx_images(path);
     HYDRA_FUZZ_CHECK(images.shape.size() == 3 && images.shape[1] > 0 && images.shape[2] > 0);
-    HYDRA_FUZZ_CHECK(consistent(images));
+    HYDRA_FUZZ_CHECK(hydra::fuzz::shape_matches_data(images));
   });
   expect_only_hydra_errors([&] {
     const auto labels = hydra::read_idx_labels(path);
-    HYDRA_FUZZ_CHECK(labels.shape.size() == 1 && consistent(labels));
+    HYDRA_FUZZ_CHECK(labels.shape.size() == 1 && hydra::fuzz::shape_matches_data(labels));
   });
   return 0;
 }

@@ -4,17 +4,7 @@
 #include <cstdint>
 
 #include "fuzz_support.hpp"
-#include "hydra/data/detail/checked.hpp"
 #include "hydra/data/npy.hpp"
-
-namespace {
-// The element count the shape implies, which a reader's data must have.
-template <class Array>
-bool consistent(const Array& a) {
-  hydra::index count = 0;
-  return hydra::detail::checked_product(a.shape, count) && static_cast<std::size_t>(count) == a.data.size();
-}
-} // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const auto& path = hydra::fuzz::input_file(data, size);
@@ -24,9 +14,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     HYDRA_FUZZ_CHECK(h.word_size > 0 && h.data_offset >= 10);
     HYDRA_FUZZ_CHECK(static_cast<std::uintmax_t>(h.data_offset) <= size);
   });
-  expect_only_hydra_errors([&] { HYDRA_FUZZ_CHECK(consistent(hydra::load_npy_features<float>(path))); });
-  expect_only_hydra_errors([&] { HYDRA_FUZZ_CHECK(consistent(hydra::load_npy_features<double>(path))); });
+  expect_only_hydra_errors([&] { HYDRA_FUZZ_CHECK(hydra::fuzz::shape_matches_data(hydra::load_npy_features<float>(path))); });
+  expect_only_hydra_errors([&] { HYDRA_FUZZ_CHECK(hydra::fuzz::shape_matches_data(hydra::load_npy_features<double>(path))); });
   expect_only_hydra_errors([&] { static_cast<void>(hydra::load_npy_labels(path)); });
-  expect_only_hydra_errors([&] { HYDRA_FUZZ_CHECK(consistent(hydra::load_npy_indices(path))); });
+  expect_only_hydra_errors([&] { HYDRA_FUZZ_CHECK(hydra::fuzz::shape_matches_data(hydra::load_npy_indices(path))); });
   return 0;
 }

@@ -14,6 +14,7 @@
 #include <typeinfo>
 
 #include "hydra/core/error.hpp"
+#include "hydra/data/detail/checked.hpp"
 #include "support/temp_dir.hpp"
 
 namespace hydra::fuzz {
@@ -47,6 +48,14 @@ void expect_only_hydra_errors(F&& f) {
     std::fprintf(stderr, "fuzz: a reader threw something that is not a std::exception\n");
     std::abort();
   }
+}
+
+/// Whether an array a reader returned holds exactly as many values as its shape says (the shape's
+/// product, which must itself not overflow).
+template <class Array>
+[[nodiscard]] bool shape_matches_data(const Array& a) {
+  hydra::index count = 0;
+  return hydra::detail::checked_product(a.shape, count) && static_cast<std::size_t>(count) == a.data.size();
 }
 
 } // namespace hydra::fuzz
