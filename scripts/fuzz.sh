@@ -18,7 +18,7 @@ if ! [[ $seconds =~ ^[0-9]+$ ]] || ((seconds == 0)); then
   exit 2
 fi
 build=${HYDRA_BUILD_DIR:-build}/fuzz
-targets=(fuzz_npy fuzz_idx fuzz_cifar fuzz_archive fuzz_model_spec)
+targets=(fuzz_npy fuzz_idx fuzz_cifar fuzz_archive fuzz_model_spec fuzz_cli_arguments)
 jobs=2  # CI has 2 cores
 
 printf '\n==================== Fuzzing: configure (%s) ====================\n' "$build"

@@ -29,6 +29,7 @@
 #include "hydra/nn/model_spec.hpp"
 #include "hydra/nn/models.hpp"
 #include "hypergradient/retraining.hpp"
+#include "cli/cli_support.hpp"
 #include "support/finite_difference.hpp"
 
 #ifndef HYDRA_ATTRIBUTE_PATH
@@ -42,57 +43,6 @@ namespace hydra::test {
 namespace {
 namespace fs = std::filesystem;
 
-struct run_result {
-  int status;
-  std::string err;
-  std::string out;
-};
-
-std::string text_of(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream text;
-  text << in.rdbuf();
-  return text.str();
-}
-
-/// The binary under test: the build's own, or $HYDRA_ATTRIBUTE where the test binary was moved to
-/// another machine with it (scripts/gpu-bundle.sh).
-std::string attribute_binary() {
-  const char* moved = std::getenv("HYDRA_ATTRIBUTE");
-  return moved != nullptr && *moved != '\0' ? moved : HYDRA_ATTRIBUTE_PATH;
-}
-
-run_result run_tool(const fs::path& dir, const std::string& args) {
-  const auto err = dir / "stderr.txt", out = dir / "stdout.txt";
-  const std::string command = attribute_binary() + " " + args + " > " + out.string() + " 2> " + err.string();
-  const int raw = std::system(command.c_str());
-  return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, text_of(err), text_of(out)};
-}
-
-struct fixture {
-  fs::path dir = fs::temp_directory_path() / ("hydra_attribute_cli_" + std::to_string(::getpid()));
-  index N = 12, M = 4, D = 3, C = 3;
-  std::vector<double> x, xt;
-  std::vector<std::int64_t> y, yt;
-  fixture() {
-    fs::remove_all(dir);
-    fs::create_directories(dir);
-    x = normal_vector(static_cast<std::size_t>(N * D), 1);
-    xt = normal_vector(static_cast<std::size_t>(M * D), 2);
-    for (index i = 0; i < N; ++i) y.push_back((i * 5 + 1) % C);
-    for (index j = 0; j < M; ++j) yt.push_back(j % C);
-    save_npy(dir / "x.npy", x, {N, D});
-    save_npy(dir / "y.npy", y, {N});
-    save_npy(dir / "xt.npy", xt, {M, D});
-    save_npy(dir / "yt.npy", yt, {M});
-  }
-  ~fixture() { fs::remove_all(dir); }
-  [[nodiscard]] std::string data_args() const {
-    return "--train-x " + (dir / "x.npy").string() + " --train-y " + (dir / "y.npy").string() + " --test-x " +
-           (dir / "xt.npy").string() + " --test-y " + (dir / "yt.npy").string();
-  }
-  [[nodiscard]] std::string path(const std::string& name) const { return (dir / name).string(); }
-};
 } // namespace
 
 TEST_CASE("hydra-attribute float64 exact: hypergradients and contributions agree with retraining") {
@@ -317,10 +267,7 @@ TEST_CASE("hydra-attribute --method tracin, grad-dot, grad-cos: the library's ba
   // What does not apply to these methods is refused in one line, before training.
   auto expect_error = [&](const std::string& args, const std::string& needle) {
     CAPTURE(args);
-    const auto r = run_tool(f.dir, common + args + " --out " + f.path("bad"));
-    CHECK(r.status != 0);
-    CHECK_MESSAGE(r.err.find(needle) != std::string::npos, r.err);
-    CHECK(std::count(r.err.begin(), r.err.end(), '\n') <= 1);
+    check_refusal(run_tool(f.dir, common + args + " --out " + f.path("bad")), 1, needle);
     CHECK_FALSE(fs::exists(f.dir / "bad/contributions.npy"));
   };
   expect_error(" --method grad-dot --tracin-every 2", "--tracin-every applies to --method tracin only");
@@ -349,94 +296,6 @@ TEST_CASE("hydra-attribute defaults: float32, hessian-free, every sample tracked
   CHECK(read_npy_header(f.dir / "out/hypergradients.npy").shape == std::vector<index>{f.N, 12});
   CHECK(read_npy_header(f.dir / "out/contributions.npy").shape == std::vector<index>{f.N, f.M});
   CHECK(load_npy_indices(f.dir / "out/tracked.npy").data.size() == static_cast<std::size_t>(f.N));
-}
-
-TEST_CASE("hydra-attribute: every bad input gets a one-line error and a non-zero exit") {
-  fixture f;
-  const auto base = f.data_args() + " --batch-size 4 --out " + f.path("out");
-  auto expect_error = [&](const std::string& args, const std::string& needle) {
-    CAPTURE(args);
-    const auto r = run_tool(f.dir, args);
-    CHECK(r.status != 0);
-    CHECK_MESSAGE(r.err.find(needle) != std::string::npos, r.err);
-    CHECK(std::count(r.err.begin(), r.err.end(), '\n') <= 1);
-  };
-  expect_error(base + " --model mlp:4,5,3", "features per sample but --model mlp:4,5,3 takes 4");
-  expect_error(base + " --model transformer:3", "unknown model spec 'transformer:3'");
-  // Non-finite inputs are refused before training, naming the file and where.
-  {
-    auto xt = f.xt;
-    xt[static_cast<std::size_t>(2 * f.D + 1)] = std::numeric_limits<double>::quiet_NaN();
-    save_npy(f.dir / "xt_nan.npy", xt, {f.M, f.D});
-    auto x = f.x;
-    x[5] = 1e300;  // finite in float64, Inf as float32
-    save_npy(f.dir / "x_huge.npy", x, {f.N, f.D});
-    std::vector<double> w(12, 0.1);  // softmax:3,3 has 3·3 + 3 parameters
-    w[7] = -std::numeric_limits<double>::infinity();
-    save_npy(f.dir / "w_inf.npy", w, {12});
-    const auto data = [&](const std::string& train_x, const std::string& test_x) {
-      return "--train-x " + f.path(train_x) + " --train-y " + f.path("y.npy") + " --test-x " + f.path(test_x) +
-             " --test-y " + f.path("yt.npy") + " --batch-size 4 --out " + f.path("out");
-    };
-    expect_error(data("x.npy", "xt_nan.npy") + " --model softmax:3,3",
-                 "--test-x " + f.path("xt_nan.npy") + ": sample 2, feature 1 is nan (as float32)");
-    expect_error(data("x_huge.npy", "xt.npy") + " --model softmax:3,3",
-                 "--train-x " + f.path("x_huge.npy") + ": sample 1, feature 2 is inf (as float32)");
-    CHECK(run_tool(f.dir, data("x_huge.npy", "xt.npy") + " --model softmax:3,3 --precision float64").status == 0);
-    expect_error(base + " --model softmax:3,3 --init " + f.path("w_inf.npy") + " --precision float64",
-                 "--init " + f.path("w_inf.npy") + ": value 7 is -inf (as float64)");
-  }
-  // Sizes past what an index holds, or past the memory there is, are refused before allocating.
-  expect_error(base + " --model mlp:3,5534023222112865490,3", "brings the parameter count past 9223372036854775807");
-  expect_error(base + " --model mlp:3,1000000000000,3",
-               "--model mlp:3,1000000000000,3: 7000000000003 parameters and a batch of 4 need at least");
-  save_npy(f.dir / "bad_track.npy", std::vector<std::int64_t>{0, 12}, {2});
-  expect_error(base + " --model softmax:3,3 --track " + f.path("bad_track.npy"), "tracked[1] = 12 is outside");
-  save_npy(f.dir / "dup_track.npy", std::vector<std::int64_t>{2, 5, 2}, {3});
-  expect_error(base + " --model softmax:3,3 --track " + f.path("dup_track.npy"), "training sample 2 is tracked twice");
-  // Methods without a tracker refuse the same lists in the same words (check_tracked).
-  expect_error(base + " --model softmax:3,3 --method influence --track " + f.path("dup_track.npy"),
-               "training sample 2 is tracked twice");
-  expect_error(base + " --model softmax:3,3 --method influence --track " + f.path("bad_track.npy"),
-               "tracked[1] = 12 is outside");
-  save_npy(f.dir / "bad_order.npy", std::vector<std::int64_t>{0, 1, 2, 99}, {2, 2});
-  expect_error(f.data_args() + " --out " + f.path("out") + " --model softmax:3,3 --order " + f.path("bad_order.npy"),
-               "row 1, column 1");
-  expect_error(base + " --model softmax:3,3 --order " + f.path("bad_order.npy"), "--order excludes --batch-size");
-  save_npy(f.dir / "lr_short.npy", std::vector<double>{0.1, 0.1}, {2});
-  expect_error(base + " --model softmax:3,3 --epochs 1 --lr-file " + f.path("lr_short.npy"),
-               "has 2 rates for 3 steps");
-  save_npy(f.dir / "w_short.npy", std::vector<double>{0.1, 0.2}, {2});
-  expect_error(base + " --model softmax:3,3 --init " + f.path("w_short.npy"), "has 2 values, the model has 12 parameters");
-  save_npy(f.dir / "xt_wide.npy", std::vector<double>(8, 0.0), {2, 4});
-  expect_error("--train-x " + f.path("x.npy") + " --train-y " + f.path("y.npy") + " --test-x " + f.path("xt_wide.npy") +
-                   " --test-y " + f.path("yt.npy") + " --model softmax:3,3 --out " + f.path("out"),
-               "samples in");
-  expect_error(base + " --model softmax:3,2", "label");
-  expect_error(base + " --model softmax:3,3 --lr 1e300 --weight-decay 10 --epochs 3", "at step");
-}
-
-TEST_CASE("hydra-attribute --help lists every model family of the registry; an unknown spec names them all") {
-  fixture f;
-  const auto help = run_tool(f.dir, "--help");
-  REQUIRE(help.status == 0);
-  const auto unknown = run_tool(f.dir, f.data_args() + " --model transformer:3 --out " + f.path("out"));
-  CHECK(unknown.status == 1);
-  CHECK(unknown.err == "hydra-attribute: error: unknown model spec 'transformer:3': expected " + model_spec_syntaxes() +
-                           "\n");
-  CHECK_FALSE(fs::exists(f.dir / "out"));  // refused before anything is read or written
-  index families = 0;
-  for_each_model_family([&](const auto& family) {
-    CAPTURE(family.name);
-    ++families;
-    CHECK_MESSAGE(help.out.find(std::string(family.syntax)) != std::string::npos, help.out);
-    CHECK_MESSAGE(help.out.find(std::string(family.description)) != std::string::npos, help.out);
-    CHECK_MESSAGE(unknown.err.find(std::string(family.syntax)) != std::string::npos, unknown.err);
-  });
-  CHECK(families >= 3);  // softmax, mlp and lenet5 at least
-  const auto malformed = run_tool(f.dir, f.data_args() + " --model mlp:3,x,3 --out " + f.path("out"));
-  CHECK(malformed.status == 1);
-  CHECK(malformed.err == "hydra-attribute: error: model spec 'mlp:3,x,3': 'x' is not a positive size\n");
 }
 
 TEST_CASE("hydra-attribute --model lenet5 takes N x 1 x 28 x 28 inputs") {
@@ -538,9 +397,7 @@ TEST_CASE("hydra-attribute --update, --lean and --state-dir: the same attributio
 
   auto expect_error = [&](const std::string& args, const std::string& needle) {
     CAPTURE(args);
-    const auto r = run_tool(f.dir, common + args + " --out " + f.path("bad"));
-    CHECK(r.status != 0);
-    CHECK_MESSAGE(r.err.find(needle) != std::string::npos, r.err);
+    check_refusal(run_tool(f.dir, common + args + " --out " + f.path("bad")), 1, needle);
   };
   expect_error(" --method exact --update lazy", "--update lazy applies to --method hessian-free only");
   expect_error(" --method influence --lean", "--lean needs --method hessian-free or exact");

@@ -78,6 +78,12 @@ TEST_CASE("errors name the numbers") {
                               "[1, 10]");
   HYDRA_CHECK_THROWS_WITH_ALL(batch_order::shuffled(0, 1, 1, 1), hydra::invalid_argument, "number of samples 0");
   HYDRA_CHECK_THROWS_WITH_ALL(batch_order::shuffled(10, 2, -1, 1), hydra::invalid_argument, "epochs -1");
+  // Counts past what an index holds (10 × 2^62 entries overflow) or what memory can: refused
+  // before anything is reserved, not a std::length_error or a wrapped size.
+  HYDRA_CHECK_THROWS_WITH_ALL(batch_order::shuffled(10, 2, index{1} << 62, 1), hydra::allocation_error,
+                              "4611686018427387904 epochs of 10 samples");
+  HYDRA_CHECK_THROWS_WITH_ALL(batch_order::sequential(10, 2, index{1} << 58, 1), hydra::allocation_error,
+                              "hydra::batch_order::sequential");
   const auto o = batch_order::shuffled(10, 2, 1, 1);
   HYDRA_CHECK_THROWS_WITH_ALL(o.batch(5), hydra::invalid_argument, "step 5", "[0, 5)");
   CHECK_THROWS_AS(static_cast<void>(o.batch(-1)), hydra::invalid_argument);

@@ -116,6 +116,23 @@ void model_spec(const fs::path& dir) {
   int k = 0;
   for (const char* spec : specs) write_file(dir / ("spec_" + std::to_string(k++)), std::string(spec));
 }
+/// Command lines of hydra-attribute, one argument per line: a plain run, every method, and the
+/// tracking, influence and checkpoint flags.
+void cli_arguments(const fs::path& dir) {
+  const std::string data = "--train-x\nx.npy\n--train-y\ny.npy\n--test-x\nxt.npy\n--test-y\nyt.npy\n--out\nout\n";
+  const char* lines[] = {
+      "--model\nmlp:4,3,2",
+      "--model\nsoftmax:4,3\n--method\nexact\n--lean\n--adjoint-checkpoint-every\n8",
+      "--model\nlenet5\n--method\ninfluence\n--ihvp\nlissa\n--damping\n0.01\n--lissa-scale\n25\n--lissa-depth\n100",
+      "--model\nmlp:4,3,2\n--method\ninfluence\n--ihvp\ncg\n--cg-tol\n1e-8\n--cg-max-iter\n50",
+      "--model\nmlp:4,3,2\n--method\ntracin\n--tracin-every\n2\n--epochs\n4",
+      "--model\nmlp:4,3,2\n--checkpoint\nck\n--checkpoint-every\n10\n--seed\n18446744073709551615",
+      "--model\nmlp:4,3,2\n--lr\n0.1\n--momentum\n0.9\n--weight-decay\n1e-4\n--max-loss\ninf\n--precision\nfloat64",
+      "--model\nmlp:4,3,2\n--order\no.npy\n--lr-file\nlr.npy\n--update\neager\n--state-dir\ns",
+      "--help"};
+  int k = 0;
+  for (const char* line : lines) write_file(dir / ("args_" + std::to_string(k++)), data + line);
+}
 } // namespace
 
 int main(int argc, char** argv) {
@@ -126,7 +143,7 @@ int main(int argc, char** argv) {
   const fs::path root = argv[1];
   const std::pair<const char*, void (*)(const fs::path&)> targets[] = {
       {"fuzz_npy", npy}, {"fuzz_idx", idx}, {"fuzz_cifar", cifar}, {"fuzz_archive", archive},
-      {"fuzz_model_spec", model_spec}};
+      {"fuzz_model_spec", model_spec}, {"fuzz_cli_arguments", cli_arguments}};
   for (const auto& [name, write] : targets) {
     fs::create_directories(root / name);
     write(root / name);

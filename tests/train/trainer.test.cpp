@@ -191,7 +191,7 @@ TEST_CASE("trainer learns a separable classification problem and evaluates it") 
   CHECK(after.samples == data.size());
 }
 
-TEST_CASE("trainer stops at the first non-finite loss and names the step") {
+TEST_CASE("trainer stops at the first non-finite loss and names the step and the sample") {
   std::vector<double> x{1, 2, 3, 4, 5, 6, 7, 8};
   x[5] = std::nan("");  // one feature per sample: sample 5 is not finite
   const dataset<double> data({1}, std::move(x), std::vector<label_type>{0, 1, 0, 1, 0, 1, 0, 1});
@@ -207,6 +207,92 @@ TEST_CASE("trainer stops at the first non-finite loss and names the step") {
   std::vector<double> w2(4, 0.1);
   CHECK_THROWS_WITH(fit.fit(vector_view<double>(w2.data(), 4), data, order, nullptr),
                     doctest::Contains("at step 2 (epoch 0)"));
+  std::vector<double> w3(4, 0.1);
+  try {
+    fit.fit(vector_view<double>(w3.data(), 4), data, order, nullptr);
+    FAIL("no divergence_error");
+  } catch (const divergence_error& e) {
+    CHECK(e.step() == 2);
+    CHECK(e.epoch() == 0);
+    CHECK(e.sample() == 5);  // batch {4, 5}: sample 4's loss is finite
+    CHECK(std::isnan(e.batch_loss()));
+  }
+}
+
+TEST_CASE("trainer's max_loss bound stops the run at the step a hand-written loop finds past it") {
+  // Gradient descent on least squares with a rate far above 2/λ_max: the batch loss grows
+  // geometrically and stays finite for many steps; the bound must stop it at the first step whose
+  // batch loss exceeds it, naming that batch's sample of largest loss.
+  const auto data = regression_data();
+  const auto order = batch_order::shuffled(data.size(), 4, 20, /*seed=*/3);
+  LinearRegression<double> model(2, 1);
+  MeanSquaredError<double> loss;
+  SGD<double> optimizer(model.parameter_count(), {.momentum = 0});
+  const double eta = 2.5, bound = 1e6;
+  constant_schedule schedule(eta);
+  trainer_options settings{.progress = progress_mode::never};
+  settings.max_loss = bound;
+  trainer fit(model, loss, optimizer, schedule, settings);
+  std::vector<double> w{0.3, -0.2, 0.1};
+
+  // Reference: the same steps by hand, MSE per sample r² (C = 1), gradient (2/B) Σ r [x, 1].
+  std::vector<double> v = w;
+  index expected_step = -1, expected_sample = -1;
+  double expected_loss = 0;
+  for (index t = 0; t < order.steps() && expected_step < 0; ++t) {
+    double batch_loss = 0, worst = -1;
+    std::vector<double> g(3, 0.0);
+    const auto batch = order.batch(t);
+    for (index i : batch) {
+      const auto xi = data.sample(i);
+      const double r = v[0] * xi[0] + v[1] * xi[1] + v[2] - data.target(i)[0];
+      batch_loss += r * r / 4;
+      if (r * r > worst) {
+        worst = r * r;
+        expected_sample = i;
+      }
+      g[0] += 2 * r * xi[0] / 4;
+      g[1] += 2 * r * xi[1] / 4;
+      g[2] += 2 * r / 4;
+    }
+    if (batch_loss > bound) {
+      expected_step = t;
+      expected_loss = batch_loss;
+    }
+    for (int k = 0; k < 3; ++k) v[k] -= eta * g[k];
+  }
+  REQUIRE(expected_step > 3);  // a climb over several steps, not a blow-up at the start
+  REQUIRE(std::isfinite(expected_loss));
+  try {
+    fit.fit(vector_view<double>(w.data(), 3), data, order, nullptr);
+    FAIL("no divergence_error");
+  } catch (const divergence_error& e) {
+    CHECK(e.step() == expected_step);
+    CHECK(e.epoch() == order.epoch_of(expected_step));
+    CHECK(e.sample() == expected_sample);
+    CHECK(e.batch_loss() == doctest::Approx(expected_loss).epsilon(1e-10));
+    CHECK(std::string(e.what()).find("above the bound") != std::string::npos);
+  }
+}
+
+TEST_CASE("trainer reports parameters that the last step made non-finite") {
+  // One step of 4 samples: the loss at w_0 is finite, the update overflows double.
+  const dataset<double> data({1}, std::vector<double>{10, 10, 10, 10}, std::vector<label_type>(4, 0),
+                             std::vector<double>{0, 0, 0, 0}, 1);
+  LinearRegression<double> model(1, 1);
+  MeanSquaredError<double> loss;
+  SGD<double> optimizer(model.parameter_count(), {.momentum = 0});
+  constant_schedule schedule(1e307);
+  trainer fit(model, loss, optimizer, schedule, {.progress = progress_mode::never});
+  std::vector<double> w{1.0, 0.0};
+  try {
+    fit.fit(vector_view<double>(w.data(), 2), data, batch_order::sequential(4, 4, 1), nullptr);
+    FAIL("no divergence_error");
+  } catch (const divergence_error& e) {
+    CHECK(e.step() == 0);
+    CHECK(e.sample() == -1);
+    CHECK(std::string(e.what()).find("parameter 0 is -inf after the last step (0)") != std::string::npos);
+  }
 }
 
 TEST_CASE("trainer rejects labels, features and parameters that do not fit the model") {

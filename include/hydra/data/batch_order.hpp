@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <span>
 #include <string>
 #include <utility>
@@ -28,14 +29,15 @@ public:
                                             bool drop_last = true) {
     check_sizes("shuffled", num_samples, batch_size, epochs);
     xoshiro256ss rng(seed);
-    return build(num_samples, batch_size, epochs, drop_last, [&](std::span<index> perm) { shuffle(perm, rng); });
+    return build("shuffled", num_samples, batch_size, epochs, drop_last,
+                 [&](std::span<index> perm) { shuffle(perm, rng); });
   }
 
   /// As shuffled, but every epoch visits 0, 1, ..., N-1 in order.
   [[nodiscard]] static batch_order sequential(index num_samples, index batch_size, index epochs,
                                               bool drop_last = true) {
     check_sizes("sequential", num_samples, batch_size, epochs);
-    return build(num_samples, batch_size, epochs, drop_last, [](std::span<index>) {});
+    return build("sequential", num_samples, batch_size, epochs, drop_last, [](std::span<index>) {});
   }
 
   /// Row t of the steps x batch_size row-major table is the batch of step t. Every entry must be
@@ -110,12 +112,19 @@ private:
   }
 
   template <class Permute>
-  static batch_order build(index n, index b, index epochs, bool drop_last, Permute&& permute) {
+  static batch_order build(const char* what, index n, index b, index epochs, bool drop_last, Permute&& permute) {
     batch_order o;
     o.batch_size_ = b;
     o.num_samples_ = n;
     o.steps_per_epoch_ = drop_last ? n / b : (n + b - 1) / b;
     const index used = drop_last ? o.steps_per_epoch_ * b : n;  // samples used per epoch
+    // The table's entries and steps, refused before reserving when their count cannot be held.
+    index entries = 0, steps = 0;
+    constexpr index most = std::numeric_limits<std::ptrdiff_t>::max() / static_cast<index>(2 * sizeof(index));
+    if (__builtin_mul_overflow(used, epochs, &entries) || __builtin_mul_overflow(o.steps_per_epoch_, epochs, &steps) ||
+        entries > most)
+      throw allocation_error(std::string("hydra::batch_order::") + what + ": " + std::to_string(epochs) +
+                             " epochs of " + std::to_string(used) + " samples are more batch indices than memory holds");
     o.indices_.reserve(static_cast<std::size_t>(used * epochs));
     o.offsets_.reserve(static_cast<std::size_t>(o.steps_per_epoch_ * epochs) + 1);
     o.offsets_.push_back(0);

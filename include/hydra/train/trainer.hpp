@@ -4,6 +4,7 @@
 // NaN/Inf detection that names the step, and crash-safe checkpoints (written and read by
 // train/checkpoint.hpp) from which resume() continues a run bit for bit.
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -37,6 +38,28 @@ struct trainer_options {
   progress_mode progress = progress_mode::automatic;
   index evaluation_batch_size = 1000;
   checkpoint_options checkpoint = {};  // off unless checkpoint.directory is set
+  /// The divergence bound: a batch whose mean loss exceeds it stops the run with divergence_error,
+  /// as a non-finite loss does. Off by default (a loss's scale is the user's to know); for softmax
+  /// cross-entropy 100·ln C says the model gives the true classes a geometric-mean probability
+  /// below C^−100, which no run that still learns does (hydra-attribute's default, --max-loss).
+  double max_loss = std::numeric_limits<double>::infinity();
+};
+
+/// Training diverged: at `step`, the batch's mean loss was not finite or exceeded
+/// trainer_options::max_loss, or the final parameters are not finite. `sample` is the training
+/// sample of that batch with the largest (or a non-finite) loss, −1 for the parameters.
+class divergence_error : public numerical_error {
+public:
+  divergence_error(const std::string& message, index step, index epoch, index sample, double batch_loss)
+      : numerical_error(message), step_(step), epoch_(epoch), sample_(sample), batch_loss_(batch_loss) {}
+  [[nodiscard]] index step() const noexcept { return step_; }
+  [[nodiscard]] index epoch() const noexcept { return epoch_; }
+  [[nodiscard]] index sample() const noexcept { return sample_; }
+  [[nodiscard]] double batch_loss() const noexcept { return batch_loss_; }
+
+private:
+  index step_, epoch_, sample_;
+  double batch_loss_;
 };
 
 template <class M, class L, class O, class S>
@@ -61,7 +84,9 @@ public:
   static constexpr bool checkpointable = CheckpointableOptimizer<O> && CheckpointableSchedule<S>;
 
   /// Trains w in place over every step of `order`, then returns the per-epoch history.
-  /// `validation` may be null. Throws numerical_error at the first step whose loss is not finite.
+  /// `validation` may be null. Throws divergence_error (a numerical_error) at the first step whose
+  /// loss is not finite or exceeds options.max_loss, naming the step and the batch's worst sample,
+  /// and when the final parameters are not finite.
   /// With options.checkpoint.directory set, writes a checkpoint after every epoch (and every
   /// every_steps-th step); that needs a checkpointable optimizer and schedule (invalid_argument
   /// before the first step otherwise).
@@ -163,10 +188,8 @@ private:
       batch_.load(train, indices);
       const T eta = static_cast<T>(schedule_.learning_rate());
       const T value = model_.gradient(std::as_const(w), batch_.features(), batch_.targets(), loss_, gradient.view());
-      if (!std::isfinite(value))
-        throw numerical_error("hydra::trainer: the training loss is " + std::to_string(value) + " at step " +
-                              std::to_string(t) + " (epoch " + std::to_string(order.epoch_of(t)) +
-                              "); lower the learning rate or check the data");
+      if (!std::isfinite(value) || static_cast<double>(value) > options_.max_loss)
+        diverged(std::as_const(w), indices, t, order.epoch_of(t), static_cast<double>(value));
       step_context<T, B> ctx{t,     order.epoch_of(t),    indices, eta, std::as_const(w), batch_.features(),
                              batch_.targets(), value, std::as_const(gradient).view()};
       (call_before_update(callbacks, ctx), ...);
@@ -216,6 +239,41 @@ private:
       }
     }
     progress.clear();
+    // A last step can overflow the parameters without a loss left to show it.
+    if (order.steps() > 0 && !B::all_finite(std::as_const(w))) {
+      std::vector<T> host(static_cast<std::size_t>(w.size));
+      B::copy_to_host(w.data, w.size, host.data());
+      const auto bad = std::find_if(host.begin(), host.end(), [](T v) { return !std::isfinite(v); });
+      throw divergence_error("hydra::trainer: training diverged: parameter " + std::to_string(bad - host.begin()) +
+                                 " is " + std::to_string(static_cast<double>(*bad)) + " after the last step (" +
+                                 std::to_string(order.steps() - 1) + "); lower the learning rate",
+                             order.steps() - 1, order.epoch_of(order.steps() - 1), -1, 0.0);
+    }
+  }
+
+  /// Throws divergence_error for step t, whose batch (loaded in batch_) has mean loss `value`,
+  /// naming the batch's sample with a non-finite or else the largest loss.
+  [[noreturn]] void diverged(vector_view<const T> w, std::span<const index> indices, index t, index epoch,
+                             double value) {
+    matrix<T, B> outputs(batch_.size(), model_.output_size());
+    vector<T, B> losses(batch_.size());
+    model_.forward(w, batch_.features(), outputs.view());
+    loss_.values(std::as_const(outputs).view(), batch_.targets(), losses.view());
+    const auto host = std::as_const(losses).to_host();
+    std::size_t worst = 0;
+    for (std::size_t k = 0; k < host.size(); ++k) {
+      if (!std::isfinite(host[worst])) break;
+      if (!std::isfinite(host[k]) || host[k] > host[worst]) worst = k;
+    }
+    const index sample = indices.empty() ? -1 : indices[worst];
+    const std::string reason = std::isfinite(value) ? "is " + std::to_string(value) + ", above the bound " +
+                                                          std::to_string(options_.max_loss)
+                                                    : "is " + std::to_string(value);
+    throw divergence_error("hydra::trainer: training diverged at step " + std::to_string(t) + " (epoch " +
+                               std::to_string(epoch) + "): the batch's mean loss " + reason + "; its worst sample is " +
+                               std::to_string(sample) + " (loss " + std::to_string(static_cast<double>(host[worst])) +
+                               "); lower the learning rate or check the data",
+                           t, epoch, sample, value);
   }
 
   /// Checks the inputs of fit() and resume() before anything changes.
