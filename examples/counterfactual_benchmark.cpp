@@ -62,18 +62,19 @@ struct options {
   bool full = false;
   index train_size = 1000, validation_size = 500, test_size = 100;
   std::vector<index> hidden{128, 64};
+
   index epochs = 50, batch_size = 64;
   double learning_rate = 0.01, momentum = 0.9, weight_decay = 0;
   index subsets = 50, seeds = 1, loo_samples = 50;
   std::vector<double> alphas{0.5, 0.9, 0.99};
   std::vector<std::string> protocols{"fresh", "trajectory"};
   double flip_rate = 0.1;
-  double damping = 0.01, damping_growth = 3.1622776601683795;  // √10
-  index damping_tries = 6;
-  index cg_max_iterations = 100;
+  paper::influence_flags influence;  // CG alone, δ grown while it meets non-positive curvature
   index threads = 0;
   std::uint64_t seed = 0;
 };
+
+constexpr influence_flag_set influence_set{.choose_solver = false, .damping_search = true, .lissa = false};
 
 /// dattri's published LDS (α = 0.5) on MNIST-10 with this MLP, for the printed comparison.
 double dattri_lds(const std::string& method) {
@@ -207,12 +208,10 @@ scored score_all(Model& model, Loss& loss, const options& opt, const dataset<T>&
     // --damping-tries solves); the last solve is used whatever its status, and reported.
     training_objective objective(model, loss, train, wT, static_cast<T>(opt.weight_decay));
     matrix<T, cpu> s(U.rows, P);
-    double damping = opt.damping;
-    for (index attempt = 1;; ++attempt, damping *= opt.damping_growth) {
-      ihvp_options o;
-      o.method = ihvp_method::conjugate_gradient;
-      o.cg = {.damping = damping, .tolerance = 1e-4, .max_iterations = opt.cg_max_iterations};
-      const auto report = inverse_hvp(objective, U, s.view(), o);
+    double damping = opt.influence.damping;
+    for (index attempt = 1;; ++attempt, damping *= opt.influence.damping_growth) {
+      const auto report = inverse_hvp(objective, U, s.view(),
+                                      paper::ihvp_of(opt.influence, ihvp_method::conjugate_gradient, damping, opt.seed));
       const auto& cg = std::get<cg_report>(report);
       index converged = 0, indefinite = 0;
       for (auto status : cg.status) {
@@ -224,7 +223,7 @@ scored score_all(Model& model, Loss& loss, const options& opt, const dataset<T>&
                                          "{:.2e}",
                                          damping, attempt, converged, cg.status.size(), indefinite, cg.max_iterations(),
                                          cg.max_relative_residual());
-      if (indefinite == 0 || attempt >= opt.damping_tries || !(opt.damping_growth > 1)) break;
+      if (indefinite == 0 || attempt >= opt.influence.damping_tries || !(opt.influence.damping_growth > 1)) break;
     }
     matrix<T, cpu> gradients, C(N, U.rows);
     device_batch<T, cpu> batch;
@@ -487,10 +486,7 @@ int run(options opt, const CLI::App& app) {
   out.set("protocols", fmt::format("{}", fmt::join(opt.protocols, ",")));
   out.set("loo_samples", opt.loo_samples);
   out.set("flip_rate", opt.flip_rate);
-  out.set("damping", opt.damping);
-  out.set("damping_growth", opt.damping_growth);
-  out.set("damping_tries", opt.damping_tries);
-  out.set("cg_max_iterations", opt.cg_max_iterations);
+  paper::record_influence_flags(out, opt.influence, influence_set);
   out.set("seed", static_cast<double>(opt.seed));
   out.set("test_accuracy", accuracy);
   out.set("training_seconds", run.seconds);
@@ -529,13 +525,7 @@ int main(int argc, char** argv) {
       ->delimiter(',');
   app.add_option("--loo-samples", opt.loo_samples, "samples left out one at a time")->capture_default_str();
   app.add_option("--flip-rate", opt.flip_rate, "share of labels replaced for mislabel detection")->capture_default_str();
-  app.add_option("--damping", opt.damping, "influence functions: CG damping")->capture_default_str();
-  app.add_option("--damping-growth", opt.damping_growth,
-                 "influence functions: damping factor while CG meets non-positive curvature")
-      ->capture_default_str();
-  app.add_option("--damping-tries", opt.damping_tries, "influence functions: most CG solves")->capture_default_str();
-  app.add_option("--cg-max-iterations", opt.cg_max_iterations, "influence functions: CG iterations")
-      ->capture_default_str();
+  paper::add_influence_options(app, opt.influence, influence_set);
   app.add_option("--threads", opt.threads, "retraining threads (0: every core)")->capture_default_str();
   app.add_option("--seed", opt.seed, "initialisation, batch order, subsets and label noise")->capture_default_str();
   return run_main("counterfactual_benchmark", app, argc, argv, [&] { return run(opt, app); });

@@ -3,7 +3,7 @@
 hydra_paper_experiment(approximation)
 # 640 samples, 1 % of each class (10 tracked), 4 epochs recorded every 2, influence from epoch 2.
 hydra_paper_smoke_test(approximation --train-size 640 --validation-size 100 --test-size 100 --pairs 5
-                       --model mlp:8 --epochs 4 --record-every 2 --cg-iterations 20 --lissa-depth 100)
+                       --model mlp:8 --epochs 4 --record-every 2 --cg-max-iter 20 --lissa-depth 100)
 hydra_paper_refusal_test(approximation missing_data "Fashion-MNIST file .* is missing: install Debian's dataset-fashion-mnist"
                          --data-dir ${CMAKE_CURRENT_BINARY_DIR}/no-such-folder)
 hydra_paper_refusal_test(approximation too_many_tracked "--tracked-share 2 of 640 training samples tracks 1280"
@@ -13,7 +13,7 @@ if(HYDRA_BUILD_TESTS)
   add_test(NAME paper_approximation_survives_diverging_lissa
            COMMAND paper_approximation --out ${CMAKE_CURRENT_BINARY_DIR}/smoke/approximation-lissa --train-size 640
                    --validation-size 100 --test-size 100 --pairs 5 --model mlp:8 --epochs 4 --record-every 2
-                   --cg-iterations 20 --lissa-depth 300 --lissa-scale 0.05)
+                   --cg-max-iter 20 --lissa-depth 300 --lissa-scale 0.05)
   set_tests_properties(paper_approximation_survives_diverging_lissa PROPERTIES
                        PASS_REGULAR_EXPRESSION "influence functions diverged at 2 record points \\(LiSSA\\) and 0 \\(CG\\).*results in")
 endif()

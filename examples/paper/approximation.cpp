@@ -43,10 +43,8 @@ struct options {
   double tracked_share = 0.01;  // of every class
   index record_every = 4;      // epochs, as the paper
   double published_decay = 1;  // 0: no second pair
-  double damping = 0.01;       // influence functions: δ of (H + δI)⁻¹
-  index cg_iterations = 100;
-  index lissa_depth = 1000, lissa_batch = 64;
-  double lissa_scale = 25;
+  // Influence functions, both solvers at every record point (common.hpp; no --ihvp).
+  influence_flags influence{.cg_tolerance = 1e-6, .lissa_depth = 1000};
   std::uint64_t seed = 0;
   bool paper = false;
   recipe training{.epochs = 100};
@@ -183,11 +181,9 @@ int run(const options& opt, Model model, const std::string& description) {
       const auto G = per_sample_gradients(model, loss, w, subset(train, tracked));
       training_objective objective(model, loss, train, w, static_cast<T>(opt.training.weight_decay));
       for (const bool use_cg : {false, true}) {
-        ihvp_options ihvp;
-        ihvp.method = use_cg ? ihvp_method::conjugate_gradient : ihvp_method::lissa;
-        ihvp.cg = {.damping = opt.damping, .tolerance = 1e-6, .max_iterations = opt.cg_iterations};
-        ihvp.lissa = {.damping = opt.damping / opt.lissa_scale, .scale = opt.lissa_scale, .depth = opt.lissa_depth,
-                      .repeats = 1, .batch_size = opt.lissa_batch, .seed = opt.seed + static_cast<std::uint64_t>(epoch)};
+        auto ihvp = ihvp_of(opt.influence, use_cg ? ihvp_method::conjugate_gradient : ihvp_method::lissa,
+                            opt.influence.damping, opt.seed + static_cast<std::uint64_t>(epoch));
+        ihvp.lissa.residual_check = false;
         matrix<T, cpu> S(D.rows(), P);
         ihvp_report report;
         try {
@@ -352,11 +348,7 @@ int run(const options& opt, Model model, const std::string& description) {
   out.set("recurrence_decays", std::vector<double>{opt.training.weight_decay, opt.published_decay});
   out.set("record_every_epochs", opt.record_every);
   out.set("influence_from_epoch", influence_from);
-  out.set("influence_damping", opt.damping);
-  out.set("cg_max_iterations", opt.cg_iterations);
-  out.set("lissa_depth", opt.lissa_depth);
-  out.set("lissa_batch", opt.lissa_batch);
-  out.set("lissa_scale", opt.lissa_scale);
+  record_influence_flags(out, opt.influence, {.choose_solver = false});
   out.set("seed", static_cast<double>(opt.seed));
   out.set("paper_protocol", opt.paper);
   out.set("test_accuracy", test_accuracy);
@@ -392,11 +384,7 @@ int main(int argc, char** argv) {
                  "weight decay of the second tracker pair's recurrence, as in the published code (0: none)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  app.add_option("--damping", opt.damping, "influence functions: δ of (H + δI)⁻¹")->capture_default_str();
-  app.add_option("--cg-iterations", opt.cg_iterations, "influence functions: CG iterations at most")->capture_default_str();
-  app.add_option("--lissa-depth", opt.lissa_depth, "influence functions: LiSSA iterations")->capture_default_str();
-  app.add_option("--lissa-batch", opt.lissa_batch, "influence functions: LiSSA mini-batch")->capture_default_str();
-  app.add_option("--lissa-scale", opt.lissa_scale, "influence functions: LiSSA scale s")->capture_default_str();
+  add_influence_options(app, opt.influence, {.choose_solver = false});
   app.add_option("--seed", opt.seed, "seed of initialisation and batch order")->capture_default_str();
   add_recipe_options(app, opt.training);
   app.add_flag("--paper", opt.paper,
@@ -413,6 +401,7 @@ int main(int argc, char** argv) {
       opt.training = recipe{.epochs = 200};
       opt.record_every = 4;
     }
+    check_influence_flags(opt.influence, /*uses_lissa=*/true);
     const bool f64 = opt.precision == "float64";
     if (opt.model == "lenet5")
       return f64 ? run(opt, hydra::LeNet5<double>(), "LeNet-5") : run(opt, hydra::LeNet5<float>(), "LeNet-5");

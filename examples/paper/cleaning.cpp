@@ -36,6 +36,7 @@
 #include <fmt/ranges.h>
 
 #include "common.hpp"
+#include "datasets.hpp"
 
 namespace {
 
@@ -50,7 +51,7 @@ constexpr index paper_train = 50000, paper_validation = 10000, paper_test = 1000
 const std::vector<double> paper_noise{0.8, 0.5};
 
 struct options {
-  std::string data_dir = fashion_mnist_dir;
+  std::string dataset = "fashion-mnist", data_dir;  // datasets.hpp: empty = the usual place
   std::string out = "results/cleaning";
   std::uint64_t seed = 0;
   recipe rec;
@@ -58,16 +59,10 @@ struct options {
   index train_size = 10000, validation_size = 2000, test_size = 10000;
   std::vector<double> noise = paper_noise;
   index checkpoint_every = -1;  // -1: every step in memory when that fits 1 GiB, else checkpoints every ⌈√T⌉
-  std::string ihvp = "cg";
-  double damping = 0.01;
-  double damping_growth = 3.1622776601683795;  // √10
-  index damping_tries = 6;
-  index cg_max_iterations = 100;
-  double cg_tolerance = 1e-4;
-  double lissa_scale = 25;
-  index lissa_depth = 5000;
-  index lissa_repeats = 1;
+  influence_flags influence;  // common.hpp
 };
+
+constexpr influence_flag_set influence_set{.choose_solver = true, .damping_search = true};
 
 /// The rows of the table, in this order; their numbers are the `method` column of history.csv.
 enum method : int { none = 0, influence_functions, hydra_hessian_free, hydra_exact, flipped_removed, random_removed };
@@ -141,17 +136,7 @@ struct scores {
 };
 
 ihvp_options ihvp_settings(const options& opt, double damping) {
-  ihvp_options o;
-  o.method = parse_ihvp_method(opt.ihvp);
-  o.cg = {.damping = damping, .tolerance = opt.cg_tolerance, .max_iterations = opt.cg_max_iterations};
-  o.lissa.damping = damping / opt.lissa_scale;  // LiSSA solves H + s·δ·I: the same effective δ as CG
-  o.lissa.scale = opt.lissa_scale;
-  o.lissa.depth = opt.lissa_depth;
-  o.lissa.repeats = opt.lissa_repeats;
-  o.lissa.batch_size = opt.rec.batch_size;
-  o.lissa.seed = opt.seed;
-  o.lissa.residual_check = true;
-  return o;
+  return ihvp_of(opt.influence, parse_ihvp_method(opt.influence.ihvp), damping, opt.seed);
 }
 
 /// s = (H + δI)⁻¹u, H the Hessian of the training objective at w_T. CG: from δ = --damping on,
@@ -161,20 +146,21 @@ ihvp_options ihvp_settings(const options& opt, double damping) {
 matrix<T, cpu> solve_s(training_objective<Model, Loss>& objective, matrix_view<const T> u, const options& opt,
                        scores& out) {
   matrix<T, cpu> s(1, objective.parameter_count());
-  double damping = opt.damping;
+  double damping = opt.influence.damping;
   for (index attempt = 1;; ++attempt) {
     const auto report = inverse_hvp(objective, u, s.view(), ihvp_settings(opt, damping));
     if (const auto* cg = std::get_if<cg_report>(&report)) {
       const auto status = cg->status.at(0);
       out.ihvp_summary = fmt::format("CG, damping δ = {:.4g}, {} iterations (cap {}), relative residual {:.3e}, {}",
-                                     damping, cg->max_iterations(), opt.cg_max_iterations, cg->max_relative_residual(),
+                                     damping, cg->max_iterations(), opt.influence.cg_max_iterations, cg->max_relative_residual(),
                                      name_of(status));
       out.ihvp_rows.push_back({0, damping, static_cast<double>(cg->max_iterations()), cg->max_relative_residual(),
                                static_cast<double>(static_cast<int>(status)), static_cast<double>(cg->hvp_passes), 0});
       fmt::print("  {}\n", out.ihvp_summary);
       std::fflush(stdout);
-      if (status == cg_status::not_positive_definite && attempt < opt.damping_tries && opt.damping_growth > 1) {
-        damping *= opt.damping_growth;
+      if (status == cg_status::not_positive_definite && attempt < opt.influence.damping_tries &&
+          opt.influence.damping_growth > 1) {
+        damping *= opt.influence.damping_growth;
         continue;
       }
     } else {
@@ -182,7 +168,7 @@ matrix<T, cpu> solve_s(training_objective<Model, Loss>& objective, matrix_view<c
       const double residual = l.relative_residuals.empty() ? std::nan("") : l.relative_residuals.at(0);
       out.ihvp_summary = fmt::format("LiSSA, effective damping s·δ = {:.4g} (s = {:g}), depth {} x {} repeats, last "
                                      "relative change {:.3e}, relative residual {:.3e}",
-                                     l.effective_damping, opt.lissa_scale, l.depth, l.repeats,
+                                     l.effective_damping, opt.influence.lissa_scale, l.depth, l.repeats,
                                      l.final_relative_change.at(0), residual);
       out.ihvp_rows.push_back({1, l.effective_damping, static_cast<double>(l.depth * l.repeats), residual,
                                std::nan(""), static_cast<double>(l.hvp_passes), 0});
@@ -465,6 +451,8 @@ int run(const options& opt_in, const CLI::App& app) {
     if (!app.count("--validation-size")) opt.validation_size = paper_validation;
     if (!app.count("--test-size")) opt.test_size = paper_test;
   }
+  if (opt.paper && opt.dataset != "fashion-mnist")
+    throw invalid_argument("--paper runs the paper's Fashion-MNIST protocol; --dataset mnist has 5,000 digits");
   if (opt.noise.empty()) throw invalid_argument("--noise needs at least one rate");
   for (std::size_t k = 0; k < opt.noise.size(); ++k) {
     if (!(opt.noise[k] >= 0 && opt.noise[k] < 1))
@@ -472,20 +460,18 @@ int run(const options& opt_in, const CLI::App& app) {
     for (std::size_t j = 0; j < k; ++j)
       if (opt.noise[j] == opt.noise[k]) throw invalid_argument(fmt::format("--noise {} is given twice", opt.noise[k]));
   }
-  if (opt.ihvp != "cg" && opt.ihvp != "lissa")
-    throw invalid_argument("--ihvp must be cg or lissa (explicit would form the 61,706 x 61,706 Hessian of LeNet-5), "
-                           "got '" + opt.ihvp + "'");
-  // The split's limits (load_fashion_mnist checks them too, after the memory estimate below).
-  for (const auto& [flag, value, most] : {std::tuple{"--train-size", opt.train_size, paper_train},
-                                          std::tuple{"--validation-size", opt.validation_size, paper_validation},
-                                          std::tuple{"--test-size", opt.test_size, paper_test}})
-    if (value < 1 || value > most)
-      throw invalid_argument(fmt::format("{} must be in [1, {}], got {}", flag, most, value));
-  if (!(opt.damping >= 0) || !std::isfinite(opt.damping))
-    throw invalid_argument(fmt::format("--damping must be finite and >= 0, got {}", opt.damping));
+  // The split's limits (the readers check them too, after the memory estimate below; MNIST's are
+  // its 5,000 digits, checked by load_mnist_5k).
+  if (opt.dataset == "fashion-mnist")
+    for (const auto& [flag, value, most] : {std::tuple{"--train-size", opt.train_size, paper_train},
+                                            std::tuple{"--validation-size", opt.validation_size, paper_validation},
+                                            std::tuple{"--test-size", opt.test_size, paper_test}})
+      if (value < 1 || value > most)
+        throw invalid_argument(fmt::format("{} must be in [1, {}], got {}", flag, most, value));
+  check_influence_flags(opt.influence, opt.influence.ihvp == "lissa");
 
   const recipe paper_recipe;
-  const bool paper_protocol = opt.train_size == paper_train && opt.validation_size == paper_validation &&
+  const bool paper_protocol = opt.dataset == "fashion-mnist" && opt.train_size == paper_train && opt.validation_size == paper_validation &&
                               opt.test_size == paper_test && opt.noise == paper_noise &&
                               opt.rec.epochs == paper_recipe.epochs && opt.rec.batch_size == paper_recipe.batch_size &&
                               opt.rec.learning_rate == paper_recipe.learning_rate &&
@@ -495,9 +481,9 @@ int run(const options& opt_in, const CLI::App& app) {
   const std::string scale =
       paper_protocol
           ? std::string("the paper's protocol: 50,000 / 10,000 / 10,000, LeNet-5, 20 epochs, 80% and 50% wrong labels")
-          : fmt::format("scaled: {} training / {} validation / {} test samples (paper 50,000 / 10,000 / 10,000), "
-                        "LeNet-5, {} epochs (paper 20), batch {}, noise rates {} (paper 0.8 and 0.5)",
-                        opt.train_size, opt.validation_size, opt.test_size, opt.rec.epochs, opt.rec.batch_size,
+          : fmt::format("scaled: {}, {} training / {} validation / {} test samples (paper Fashion-MNIST 50,000 / "
+                        "10,000 / 10,000), LeNet-5, {} epochs (paper 20), batch {}, noise rates {} (paper 0.8 and 0.5)",
+                        opt.dataset, opt.train_size, opt.validation_size, opt.test_size, opt.rec.epochs, opt.rec.batch_size,
                         fmt::format("{}", fmt::join(opt.noise, ", ")));
   fmt::print("cleaning noisy labels: {}\n", scale);
 
@@ -512,8 +498,9 @@ int run(const options& opt_in, const CLI::App& app) {
   check_memory(bytes, "the cleaning experiment");
 
   results out(opt.out, "cleaning");
-  const auto data = load_fashion_mnist<T>(opt.data_dir, opt.train_size, opt.validation_size, opt.test_size);
+  const auto data = load_dataset<T>(opt.dataset, opt.data_dir, opt.train_size, opt.validation_size, opt.test_size);
   fmt::print("{}\n", data.provenance);
+  out.set("dataset", opt.dataset);
   out.set("scale", scale);
   out.set("paper_protocol", paper_protocol);
   out.set("model", std::string("LeNet-5 (ReLU), 61,706 parameters"));
@@ -534,15 +521,7 @@ int run(const options& opt_in, const CLI::App& app) {
   out.set("weight_decay", opt.rec.weight_decay);
   out.set("score", std::string("C(i) = contribution to the mean validation loss at w_T; positive = helps; the "
                                "round(r N) lowest are removed"));
-  out.set("ihvp", opt.ihvp);
-  out.set("damping", opt.damping);
-  out.set("damping_growth", opt.damping_growth);
-  out.set("damping_tries", opt.damping_tries);
-  out.set("cg_max_iterations", opt.cg_max_iterations);
-  out.set("cg_tolerance", opt.cg_tolerance);
-  out.set("lissa_scale", opt.lissa_scale);
-  out.set("lissa_depth", opt.lissa_depth);
-  out.set("lissa_repeats", opt.lissa_repeats);
+  record_influence_flags(out, opt.influence, influence_set);
   out.set("retraining", std::string("from the same initialisation seed, a fresh shuffled order (same seed) over "
                                     "the kept samples, the same recipe and epochs; test accuracy after the last epoch"));
   std::string methods;
@@ -614,8 +593,8 @@ int run(const options& opt_in, const CLI::App& app) {
 int main(int argc, char** argv) {
   options opt;
   CLI::App app{"Cleaning noisy labels by HYDRA (Exact, Hessian-free) and influence functions: paper Table 3 "
-               "(80% wrong labels) and supplement Table 4 (50%), Fashion-MNIST, LeNet-5"};
-  app.add_option("--data-dir", opt.data_dir, "folder with the four Fashion-MNIST .gz IDX files")->capture_default_str();
+               "(80% wrong labels) and supplement Table 4 (50%), Fashion-MNIST (or MNIST), LeNet-5"};
+  add_dataset_options(app, opt.dataset, opt.data_dir);
   app.add_option("--out", opt.out, "results folder")->capture_default_str();
   app.add_option("--seed", opt.seed, "seed of the initialisation and batch orders (noise: seed + 1, random removal: "
                                      "seed + 2)")
@@ -633,23 +612,6 @@ int main(int argc, char** argv) {
                  "fits 1 GiB, else ceil(sqrt(steps)))")
       ->capture_default_str()
       ->check(CLI::Range(hydra::index{-1}, std::numeric_limits<hydra::index>::max()));
-  app.add_option("--ihvp", opt.ihvp, "influence functions: cg or lissa")->capture_default_str();
-  app.add_option("--damping", opt.damping, "influence functions: δ in (H + δI)⁻¹ (LiSSA: its effective s·δ)")
-      ->capture_default_str();
-  app.add_option("--damping-growth", opt.damping_growth,
-                 "CG: multiply δ by this while CG meets non-positive curvature (1: never)")
-      ->capture_default_str()
-      ->check(CLI::Range(1.0, 1e6));
-  app.add_option("--damping-tries", opt.damping_tries, "CG: at most this many solves with growing δ")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--cg-max-iterations", opt.cg_max_iterations, "CG iterations at most (each one pass over the "
-                                                               "training set)")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--cg-tolerance", opt.cg_tolerance, "CG relative residual to stop at")->capture_default_str();
-  app.add_option("--lissa-scale", opt.lissa_scale, "LiSSA scale s")->capture_default_str();
-  app.add_option("--lissa-depth", opt.lissa_depth, "LiSSA iterations per repeat")->capture_default_str();
-  app.add_option("--lissa-repeats", opt.lissa_repeats, "LiSSA repeats averaged")->capture_default_str();
+  add_influence_options(app, opt.influence, influence_set);
   return run_main("paper_cleaning", app, argc, argv, [&] { return run(opt, app); });
 }

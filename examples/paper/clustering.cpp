@@ -56,14 +56,9 @@ struct options {
   bool paper = false;
   index train_size = 1000, validation_size = 1000, test_size = 10000, points = 32;
   double noise = 0.5;
-  std::string ihvp = "cg";
   // δ = 1: at the CPU default's w_T the training Hessian has eigenvalues below −0.1, and CG on
   // H + 0.01·I or H + 0.1·I stops on negative curvature with residuals above 1 (docs/experiments.md).
-  double damping = 1;
-  index cg_max_iterations = 30;
-  double cg_tolerance = 1e-2;
-  double lissa_scale = 25;
-  index lissa_depth = 5000, lissa_repeats = 1, lissa_batch = 32;
+  influence_flags influence{.damping = 1, .cg_tolerance = 1e-2, .cg_max_iterations = 30, .lissa_batch = 32};
   index kmeans_restarts = 10;
   index view_class = 0;
   bool estimate_only = false;
@@ -173,9 +168,9 @@ estimate estimate_cost(Model& model, Loss& loss, const dataset<T>& train, const 
   e.training = n(steps) * step + n(opt.rec.epochs) * n(opt.validation_size) / n(B) * step / 3;
   e.hessian_free = n(steps) * hf_step;
   e.exact = n(steps) * hvp_all;
-  const double solve = opt.ihvp == "cg"
-                           ? n(opt.cg_max_iterations) * n(N) / n(B) * hvp_all
-                           : (n(opt.lissa_depth) * n(opt.lissa_repeats) * n(opt.lissa_batch) + n(N)) / n(B) * hvp_all;
+  const double solve = opt.influence.ihvp == "cg"
+                           ? n(opt.influence.cg_max_iterations) * n(N) / n(B) * hvp_all
+                           : (n(opt.influence.lissa_depth) * n(opt.influence.lissa_repeats) * n(opt.influence.lissa_batch) + n(N)) / n(B) * hvp_all;
   e.influence = solve + n(N) / n(B) * gradient_gemm;
   // k-means: restarts × about 20 Lloyd iterations × 2 centroids × N × M multiply-adds per method,
   // at an assumed 1 ns each.
@@ -371,13 +366,9 @@ int run(const options& opt) {
                            std::to_string(opt.validation_size) + ", --validation-size)");
   if (opt.view_class < 0 || opt.view_class > 9)
     throw invalid_argument("--view-class must be a class in [0, 9], got " + std::to_string(opt.view_class));
-  if (opt.ihvp != "cg" && opt.ihvp != "lissa")
-    throw invalid_argument("--ihvp must be cg or lissa, got '" + opt.ihvp + "'");
-  if (!(opt.damping >= 0) || !std::isfinite(opt.damping))
-    throw invalid_argument("--damping must be finite and >= 0, got " + fmt::format("{}", opt.damping));
-  if (opt.ihvp == "lissa" && !(opt.damping / opt.lissa_scale < 1))
-    throw invalid_argument(fmt::format("--damping {} over --lissa-scale {} must be below 1 (LiSSA's δ)", opt.damping,
-                                       opt.lissa_scale));
+  if (opt.influence.ihvp != "cg" && opt.influence.ihvp != "lissa")
+    throw invalid_argument("--ihvp must be cg or lissa, got '" + opt.influence.ihvp + "'");
+  check_influence_flags(opt.influence, opt.influence.ihvp == "lissa");
   if (opt.paper && opt.dataset != "fashion-mnist")
     throw invalid_argument("--paper runs the paper's Fashion-MNIST protocol; --dataset mnist has 5,000 digits");
   auto data = load_dataset<T>(opt.dataset, opt.data_dir, opt.train_size, opt.validation_size, opt.test_size);
@@ -484,15 +475,7 @@ int run(const options& opt) {
   std::string solver;
   {
     training_objective objective(model, loss, noisy.data, wv, static_cast<T>(opt.rec.weight_decay));
-    if (opt.ihvp == "cg") {
-      ihvp.method = ihvp_method::conjugate_gradient;
-      ihvp.cg = {.damping = opt.damping, .tolerance = opt.cg_tolerance, .max_iterations = opt.cg_max_iterations};
-    } else {
-      ihvp.method = ihvp_method::lissa;
-      ihvp.lissa = {.damping = opt.damping / opt.lissa_scale, .scale = opt.lissa_scale, .depth = opt.lissa_depth,
-                    .repeats = opt.lissa_repeats, .batch_size = opt.lissa_batch, .seed = opt.seed,
-                    .residual_check = true};
-    }
+    ihvp = ihvp_of(opt.influence, parse_ihvp_method(opt.influence.ihvp), opt.influence.damping, opt.seed);
     auto solved = compute_s_test(model, loss, wv, validation_points, objective, ihvp);
     std::vector<std::vector<double>> rows;
     const auto median = [](std::vector<double> v) {
@@ -510,7 +493,7 @@ int run(const options& opt) {
       solver = fmt::format("CG on (H + {}·I), tolerance {}, at most {} iterations: {} of {} directions converged, {} "
                            "stopped on non-positive curvature; relative residual median {:.3g}, max {:.3g}; {} "
                            "whole-training-set HVP passes",
-                           opt.damping, opt.cg_tolerance, opt.cg_max_iterations, converged, M, indefinite,
+                           opt.influence.damping, opt.influence.cg_tolerance, opt.influence.cg_max_iterations, converged, M, indefinite,
                            median(cg->relative_residuals), cg->max_relative_residual(), cg->hvp_passes);
       out.csv("influence_solver.csv", {"direction", "iterations", "relative_residual", "status"}, rows);
     } else {
@@ -520,8 +503,8 @@ int run(const options& opt) {
                         lissa.final_relative_change[j]});
       solver = fmt::format("LiSSA on (H + {}·I): scale {}, recursion damping {}, depth {}, {} repeat(s), batches of "
                            "{}; relative residual median {:.3g}, max {:.3g}",
-                           lissa.effective_damping, opt.lissa_scale, opt.damping / opt.lissa_scale, lissa.depth,
-                           lissa.repeats, opt.lissa_batch, median(lissa.relative_residuals),
+                           lissa.effective_damping, opt.influence.lissa_scale, opt.influence.damping / opt.influence.lissa_scale, lissa.depth,
+                           lissa.repeats, opt.influence.lissa_batch, median(lissa.relative_residuals),
                            *std::max_element(lissa.relative_residuals.begin(), lissa.relative_residuals.end()));
       out.csv("influence_solver.csv", {"direction", "depth", "relative_residual", "final_relative_change"}, rows);
     }
@@ -687,8 +670,7 @@ int run(const options& opt) {
                                  "correct_labels = |A ∩ clean| / |A ∪ clean| for the cluster A matched to the clean "
                                  "group, random_labels the same for the flipped group; then the mean over classes"));
   out.set("influence_solver", solver);
-  out.set("ihvp", opt.ihvp);
-  out.set("damping", opt.damping);
+  record_influence_flags(out, opt.influence);
   out.set("view_class", opt.view_class);
   out.set("trajectory", opt.state_dir.empty() ? std::string("every step in memory")
                                               : "every step in a mapped file in " + opt.state_dir);
@@ -731,25 +713,7 @@ int main(int argc, char** argv) {
       ->capture_default_str();
   app.add_option("--noise", opt.noise, "share of the training set given a wrong label, in (0, 1)")
       ->capture_default_str();
-  app.add_option("--ihvp", opt.ihvp, "influence functions' inverse-HVP solver: cg or lissa")->capture_default_str();
-  app.add_option("--damping", opt.damping, "influence functions solve (H + damping·I); LiSSA's δ = damping / scale")
-      ->capture_default_str();
-  app.add_option("--cg-iterations", opt.cg_max_iterations, "CG: at most this many iterations")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--cg-tolerance", opt.cg_tolerance, "CG: stop a direction at this relative residual")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--lissa-scale", opt.lissa_scale, "LiSSA: scale s")->capture_default_str()->check(CLI::PositiveNumber);
-  app.add_option("--lissa-depth", opt.lissa_depth, "LiSSA: iterations per repeat")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--lissa-repeats", opt.lissa_repeats, "LiSSA: repeats averaged")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
-  app.add_option("--lissa-batch", opt.lissa_batch, "LiSSA: samples per mini-batch")
-      ->capture_default_str()
-      ->check(CLI::PositiveNumber);
+  add_influence_options(app, opt.influence);
   app.add_option("--kmeans-restarts", opt.kmeans_restarts, "k-means++ restarts per class (scikit-learn: 10)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
@@ -772,7 +736,7 @@ int main(int argc, char** argv) {
       unless_given("--test-size", opt.test_size, paper_test);
       unless_given("--validation-points", opt.points, paper_points);
       unless_given("--epochs", opt.rec.epochs, paper_epochs);
-      unless_given("--ihvp", opt.ihvp, std::string("lissa"));
+      unless_given("--ihvp", opt.influence.ihvp, std::string("lissa"));
     }
     return run(opt);
   });

@@ -185,6 +185,104 @@ inline void add_recipe_options(CLI::App& app, recipe& r) {
   app.add_option("--weight-decay", r.weight_decay, "weight decay λ")->capture_default_str();
 }
 
+// ---- influence functions' flags ---------------------------------------------------------------
+
+/// The influence-function settings of the paper programs, under the flag names hydra-attribute
+/// uses (--ihvp, --damping, --cg-tol, --cg-max-iter, --lissa-*). --damping is the effective δ of
+/// (H + δI)⁻¹ for both solvers: LiSSA's own δ is damping / s, since it solves H + s·δ·I.
+struct influence_flags {
+  std::string ihvp = "cg";
+  double damping = 0.01;
+  double damping_growth = 3.1622776601683795;  // √10; with damping search only
+  index damping_tries = 6;
+  double cg_tolerance = 1e-4;
+  index cg_max_iterations = 100;
+  double lissa_scale = 25;
+  index lissa_depth = 5000, lissa_repeats = 1, lissa_batch = 64;
+};
+
+/// Which of the influence flags a program takes: --ihvp when it runs one solver (not both),
+/// --damping-growth/--damping-tries when it grows δ while CG meets non-positive curvature, and
+/// the --lissa-* flags unless it solves by CG alone.
+struct influence_flag_set {
+  bool choose_solver = true;
+  bool damping_search = false;
+  bool lissa = true;
+};
+
+inline void add_influence_options(CLI::App& app, influence_flags& f, influence_flag_set set = {}) {
+  if (set.choose_solver)
+    app.add_option("--ihvp", f.ihvp, "influence functions' inverse-HVP solver: cg or lissa")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"cg", "lissa"}));
+  app.add_option("--damping", f.damping, "influence functions: δ of (H + δI)⁻¹ (LiSSA: its effective s·δ)")
+      ->capture_default_str();
+  if (set.damping_search) {
+    app.add_option("--damping-growth", f.damping_growth,
+                   "CG: multiply δ by this while CG meets non-positive curvature (1: never)")
+        ->capture_default_str()
+        ->check(CLI::Range(1.0, 1e6));
+    app.add_option("--damping-tries", f.damping_tries, "CG: at most this many solves with growing δ")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+  }
+  app.add_option("--cg-tol", f.cg_tolerance, "CG: stop a direction at this relative residual")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--cg-max-iter", f.cg_max_iterations, "CG: at most this many iterations (each one pass over the "
+                                                       "training set)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  if (!set.lissa) return;
+  app.add_option("--lissa-scale", f.lissa_scale, "LiSSA: scale s")->capture_default_str()->check(CLI::PositiveNumber);
+  app.add_option("--lissa-depth", f.lissa_depth, "LiSSA: iterations per repeat")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--lissa-repeats", f.lissa_repeats, "LiSSA: repeats averaged")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--lissa-batch", f.lissa_batch, "LiSSA: samples per mini-batch")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+}
+
+/// Refuses a damping that no solver can use, before any training.
+inline void check_influence_flags(const influence_flags& f, bool uses_lissa) {
+  if (!(f.damping >= 0) || !std::isfinite(f.damping))
+    throw invalid_argument(fmt::format("--damping must be finite and >= 0, got {}", f.damping));
+  if (uses_lissa && !(f.damping / f.lissa_scale < 1))
+    throw invalid_argument(
+        fmt::format("--damping {} over --lissa-scale {} must be below 1 (LiSSA's δ)", f.damping, f.lissa_scale));
+}
+
+/// The library's inverse-HVP settings for `method` at effective damping δ (CG: δ; LiSSA: δ / s).
+inline ihvp_options ihvp_of(const influence_flags& f, ihvp_method method, double damping, std::uint64_t seed) {
+  ihvp_options o;
+  o.method = method;
+  o.cg = {.damping = damping, .tolerance = f.cg_tolerance, .max_iterations = f.cg_max_iterations};
+  o.lissa = {.damping = damping / f.lissa_scale, .scale = f.lissa_scale, .depth = f.lissa_depth,
+             .repeats = f.lissa_repeats, .batch_size = f.lissa_batch, .seed = seed, .residual_check = true};
+  return o;
+}
+
+/// The flags' values in settings.json, under the names every program uses.
+template <class Results>
+void record_influence_flags(Results& out, const influence_flags& f, influence_flag_set set = {}) {
+  if (set.choose_solver) out.set("ihvp", f.ihvp);
+  out.set("damping", f.damping);
+  if (set.damping_search) {
+    out.set("damping_growth", f.damping_growth);
+    out.set("damping_tries", f.damping_tries);
+  }
+  out.set("cg_tolerance", f.cg_tolerance);
+  out.set("cg_max_iterations", f.cg_max_iterations);
+  if (!set.lissa) return;
+  out.set("lissa_scale", f.lissa_scale);
+  out.set("lissa_depth", f.lissa_depth);
+  out.set("lissa_repeats", f.lissa_repeats);
+  out.set("lissa_batch", f.lissa_batch);
+}
+
 /// Prints one line per epoch (flushed: these runs are long).
 struct epoch_printer {
   std::string what;
