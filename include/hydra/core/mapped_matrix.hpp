@@ -13,7 +13,6 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
-#include <cstring>
 #include <filesystem>
 #include <string>
 #include <system_error>
@@ -39,41 +38,55 @@ public:
     bytes_ = checked_bytes(rows, cols, what);
     if (bytes_ == 0) return;
     void* p = ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (p == MAP_FAILED)
+    if (p == MAP_FAILED) {
+      const int err = errno;
       throw allocation_error("hydra: cannot allocate " + std::to_string(bytes_) + " bytes for " + what + ": " +
-                             std::strerror(errno));
+                             message(err));
+    }
     ::madvise(p, bytes_, MADV_HUGEPAGE);  // a request; without THP the mapping works with 4 KiB pages
     data_ = static_cast<T*>(p);
   }
 
   /// In a scratch file created in `directory` (which is created if missing) and mapped shared.
+  /// Every failure is thrown here, before the matrix is used, and leaves no file behind:
+  /// hydra::io_error naming the directory or the scratch file and the system's reason when the
+  /// directory or the file cannot be created, its bytes cannot be reserved (a full disk: ENOSPC)
+  /// or mapped; hydra::allocation_error when the file system reports fewer free bytes than needed.
   mapped_matrix(const std::filesystem::path& directory, index rows, index cols, const std::string& what)
       : rows_(rows), cols_(cols) {
     bytes_ = checked_bytes(rows, cols, what);
     if (bytes_ == 0) return;
     std::error_code ec;
     std::filesystem::create_directories(directory, ec);
-    if (ec) throw io_error("hydra: cannot create the directory " + directory.string() + " for " + what + ": " + ec.message());
+    if (ec) throw io_error("hydra: cannot create the directory " + quoted(directory) + " for " + what + ": " + ec.message());
     struct statvfs fs {};
     if (::statvfs(directory.c_str(), &fs) == 0) {
       const double available = static_cast<double>(fs.f_bavail) * static_cast<double>(fs.f_frsize);
       if (static_cast<double>(bytes_) > available)
-        throw allocation_error("hydra: " + what + " need " + std::to_string(bytes_) + " bytes, " + directory.string() +
+        throw allocation_error("hydra: " + what + " need " + std::to_string(bytes_) + " bytes, " + quoted(directory) +
                                " has " + std::to_string(static_cast<long long>(available)) + " bytes free");
     }
     static std::atomic<unsigned> counter{0};
     const auto file = directory / ("hydra-scratch-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".bin");
     const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-    if (fd < 0) throw io_error("hydra: cannot create " + file.string() + " for " + what + ": " + std::strerror(errno));
-    const int reserved = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes_));
+    if (fd < 0) {
+      const int err = errno;
+      throw io_error("hydra: cannot create the scratch file " + quoted(file) + " for " + what + ": " + message(err));
+    }
+    int reserved = 0;
+    do {
+      reserved = ::posix_fallocate(fd, 0, static_cast<off_t>(bytes_));  // returns the error; errno is untouched
+    } while (reserved == EINTR);
     void* p = reserved == 0 ? ::mmap(nullptr, bytes_, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0) : MAP_FAILED;
     const int mapped_errno = errno;
     ::close(fd);  // the mapping keeps the file open
     ::unlink(file.c_str());
     if (reserved != 0)
-      throw io_error("hydra: cannot reserve " + std::to_string(bytes_) + " bytes in " + file.string() + " for " + what +
-                     ": " + std::strerror(reserved));
-    if (p == MAP_FAILED) throw io_error("hydra: cannot map " + file.string() + ": " + std::strerror(mapped_errno));
+      throw io_error("hydra: cannot reserve " + std::to_string(bytes_) + " bytes for " + what + " in " + quoted(file) +
+                     ": " + message(reserved));
+    if (p == MAP_FAILED)
+      throw io_error("hydra: cannot map " + std::to_string(bytes_) + " bytes of " + quoted(file) + " for " + what +
+                     ": " + message(mapped_errno));
     data_ = static_cast<T*>(p);
     file_backed_ = true;
   }
@@ -112,6 +125,9 @@ public:
   }
 
 private:
+  static std::string quoted(const std::filesystem::path& p) { return "'" + p.string() + "'"; }
+  static std::string message(int err) { return std::generic_category().message(err); }
+
   static std::size_t checked_bytes(index rows, index cols, const std::string& what) {
     if (rows < 0 || cols < 0)
       throw invalid_argument("hydra: " + what + " cannot be " + std::to_string(rows) + " x " + std::to_string(cols));

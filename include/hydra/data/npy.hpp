@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "hydra/core/error.hpp"
+#include "hydra/core/io/atomic_file.hpp"
 #include "hydra/core/types.hpp"
 #include "hydra/data/dataset.hpp"
 #include "hydra/data/detail/checked.hpp"
@@ -335,7 +336,11 @@ concept npy_storable = std::same_as<U, float> || std::same_as<U, double> || std:
                        std::same_as<U, std::int64_t> || std::same_as<U, std::uint8_t>;
 
 /// Writes data (row-major, prod(shape) elements) as a C-order .npy file that numpy.load reads.
-/// Throws shape_error if the sizes disagree, io_error if the file cannot be written.
+/// Throws shape_error if the sizes disagree, io_error naming the file and the system's reason if
+/// it cannot be written. Atomic (core/io/atomic_file.hpp): the file is
+/// written as `path.tmp`, fsynced and renamed to `path`, so `path` holds either what it held
+/// before or the complete new array, also when the disk fills up or the process dies; a failed
+/// save deletes `path.tmp`. The new file replaces `path` (a new inode with default permissions).
 template <std::ranges::contiguous_range R>
   requires npy_storable<std::remove_cv_t<std::ranges::range_value_t<R>>>
 void save_npy(const std::filesystem::path& path, const R& data, std::span<const index> shape) {
@@ -358,16 +363,15 @@ void save_npy(const std::filesystem::path& path, const R& data, std::span<const 
   dict.append(total - preamble - dict.size() - 1, ' ');
   dict += '\n';
 
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  if (!out) throw io_error("hydra::save_npy: cannot open " + detail::quoted(path) + " for writing");
-  out.write(detail::npy_magic, 6);
-  const char version[2] = {static_cast<char>(v2 ? 2 : 1), 0};
-  out.write(version, 2);
-  for (std::size_t i = 0; i < (v2 ? 4u : 2u); ++i) out.put(static_cast<char>((dict.size() >> (8 * i)) & 0xff));
-  out.write(dict.data(), static_cast<std::streamsize>(dict.size()));
-  out.write(reinterpret_cast<const char*>(std::ranges::data(data)), static_cast<std::streamsize>(count * sizeof(U)));
-  out.close();
-  if (!out) throw io_error("hydra::save_npy: writing " + detail::quoted(path) + " failed");
+  std::string header(detail::npy_magic, 6);
+  header += static_cast<char>(v2 ? 2 : 1);
+  header += '\0';
+  for (std::size_t i = 0; i < (v2 ? 4u : 2u); ++i) header += static_cast<char>((dict.size() >> (8 * i)) & 0xff);
+  header += dict;
+  detail::atomic_file file(path, "hydra::save_npy");
+  file.write(header.data(), header.size());
+  if (count > 0) file.write(std::ranges::data(data), static_cast<std::size_t>(count) * sizeof(U));
+  file.commit();
 }
 
 template <std::ranges::contiguous_range R>

@@ -303,7 +303,11 @@ void load_callback(archive_reader& in, C& c, std::int64_t& k) {
 
 /// Writes the checkpoint of `state` (taken after the trainer's complete processing of step
 /// state.steps_done - 1) to `file`, atomically. The layout is in docs/train.md; load_checkpoint
-/// reads it in the same order.
+/// reads it in the same order. A failure to write (a full disk, an I/O error, a failed fsync or
+/// rename) is a hydra::io_error that says which step's checkpoint was lost and that `file` still
+/// holds the previous one, followed by archive_writer's message (the file and the system's
+/// reason); when only the directory's fsync failed after the rename, it says that `file` holds
+/// the new checkpoint, which a power loss might undo.
 template <Scalar T, class B, class State, class O, class S, class... Callbacks>
 void save_checkpoint(const std::filesystem::path& file, const State& state, vector_view<const T> w,
                      const O& optimizer, const S& schedule, const batch_order& order, const Callbacks&... callbacks) {
@@ -312,29 +316,46 @@ void save_checkpoint(const std::filesystem::path& file, const State& state, vect
   if (velocity.size != n)
     throw shape_error("hydra::trainer: the optimizer's velocity has " + std::to_string(velocity.size) +
                       " entries, the model has " + std::to_string(n) + " parameters");
-  archive_writer out(file);
-  out.write_string("format", checkpoint_format);
-  out.write_value<std::uint32_t>("version", checkpoint_version);
-  out.write_value<std::int64_t>("steps_done", state.steps_done);
-  save_batch_order(out, order);
-  out.write_value<std::int64_t>("parameter_count", n);
-  out.write_string("scalar_type", scalar_name<T>());
-  std::vector<T> host(static_cast<std::size_t>(n));
-  B::copy_to_host(w.data, n, host.data());
-  out.write<T>("parameters", host);
-  out.write_value<T>("optimizer.momentum", static_cast<T>(optimizer.momentum()));
-  out.write_value<T>("optimizer.weight_decay", static_cast<T>(optimizer.weight_decay()));
-  B::copy_to_host(velocity.data, n, host.data());
-  out.write<T>("optimizer.velocity", host);
-  save_schedule_state(out, schedule.state());
-  out.write_value<double>("epoch.loss_sum", state.loss_sum);
-  out.write_value<std::int64_t>("epoch.steps", state.epoch_steps);
-  out.write_value<double>("epoch.seconds", state.epoch_seconds);
-  detail::checkpoint::save_history(out, state.history);
-  out.write_value<std::int64_t>("callbacks", stateful_callbacks<Callbacks...>());
-  [[maybe_unused]] std::int64_t k = 0;  // unused when no callback has state
-  (detail::checkpoint::save_callback(out, callbacks, k), ...);
-  out.commit();
+  const auto lost = [&](const io_error& e, bool replaced) {
+    const std::string step = "the checkpoint after " + std::to_string(state.steps_done) + " steps";
+    return io_error(replaced ? "hydra::trainer: " + step + " replaced " + archive::quoted(file) +
+                                   " but might not survive a power loss: " + e.what()
+                             : "hydra::trainer: " + step + " was not saved (" + archive::quoted(file) +
+                                   " is unchanged): " + e.what());
+  };
+  archive_writer out = [&] {
+    try {
+      return archive_writer(file);
+    } catch (const io_error& e) {
+      throw lost(e, false);
+    }
+  }();
+  try {
+    out.write_string("format", checkpoint_format);
+    out.write_value<std::uint32_t>("version", checkpoint_version);
+    out.write_value<std::int64_t>("steps_done", state.steps_done);
+    save_batch_order(out, order);
+    out.write_value<std::int64_t>("parameter_count", n);
+    out.write_string("scalar_type", scalar_name<T>());
+    std::vector<T> host(static_cast<std::size_t>(n));
+    B::copy_to_host(w.data, n, host.data());
+    out.write<T>("parameters", host);
+    out.write_value<T>("optimizer.momentum", static_cast<T>(optimizer.momentum()));
+    out.write_value<T>("optimizer.weight_decay", static_cast<T>(optimizer.weight_decay()));
+    B::copy_to_host(velocity.data, n, host.data());
+    out.write<T>("optimizer.velocity", host);
+    save_schedule_state(out, schedule.state());
+    out.write_value<double>("epoch.loss_sum", state.loss_sum);
+    out.write_value<std::int64_t>("epoch.steps", state.epoch_steps);
+    out.write_value<double>("epoch.seconds", state.epoch_seconds);
+    detail::checkpoint::save_history(out, state.history);
+    out.write_value<std::int64_t>("callbacks", stateful_callbacks<Callbacks...>());
+    [[maybe_unused]] std::int64_t k = 0;  // unused when no callback has state
+    (detail::checkpoint::save_callback(out, callbacks, k), ...);
+    out.commit();
+  } catch (const io_error& e) {
+    throw lost(e, out.committed());
+  }
 }
 
 /// The part of load_checkpoint after the schedule: the epoch accumulators, the history, the

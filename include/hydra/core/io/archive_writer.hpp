@@ -2,7 +2,8 @@
 // hydra::archive_writer: writes a sequential binary file of named, typed sections, the format of
 // every hydra checkpoint (layout in core/io/archive_format.hpp). Writing is atomic: everything
 // goes to `path.tmp`, and only commit() (fsync, rename, fsync of the directory) makes it `path`,
-// so a crash at any moment leaves either the previous archive or the new one, complete.
+// so a crash at any moment leaves either the previous archive or the new one, complete (the
+// mechanism is detail::atomic_file, core/io/atomic_file.hpp, which also writes save_npy's files).
 
 #include <algorithm>
 #include <cerrno>
@@ -22,6 +23,7 @@
 
 #include "hydra/core/error.hpp"
 #include "hydra/core/io/archive_format.hpp"
+#include "hydra/core/io/atomic_file.hpp"
 #include "hydra/core/io/checksum.hpp"
 
 namespace hydra {
@@ -32,15 +34,8 @@ class archive_writer {
 public:
   /// Creates (truncating) `path + ".tmp"`. Throws hydra::io_error naming that file when it cannot
   /// be created. `path` itself is not touched before commit().
-  explicit archive_writer(std::filesystem::path path) : path_(std::move(path)), buffer_(detail::archive::buffer_size) {
-    temporary_ = path_;
-    temporary_ += ".tmp";
-    fd_ = ::open(temporary_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (fd_ < 0) {
-      const int err = errno;
-      throw io_error("hydra::archive_writer: cannot create " + detail::archive::quoted(temporary_) + ": " +
-                     detail::archive::system_message(err));
-    }
+  explicit archive_writer(std::filesystem::path path)
+      : file_(std::move(path), "hydra::archive_writer"), buffer_(detail::archive::buffer_size) {
     state_ = state::open;
     using namespace detail::archive;
     put(magic, sizeof magic);
@@ -49,9 +44,7 @@ public:
   }
 
   archive_writer(archive_writer&& other) noexcept
-      : path_(std::move(other.path_)),
-        temporary_(std::move(other.temporary_)),
-        fd_(std::exchange(other.fd_, -1)),
+      : file_(std::move(other.file_)),
         buffer_(std::move(other.buffer_)),
         used_(std::exchange(other.used_, 0)),
         hash_(other.hash_),
@@ -62,10 +55,7 @@ public:
   archive_writer& operator=(const archive_writer&) = delete;
 
   /// Without a successful commit(): closes and deletes the .tmp file. Never touches path().
-  ~archive_writer() {
-    if (fd_ >= 0) ::close(fd_);
-    if (state_ == state::open || state_ == state::failed) ::unlink(temporary_.c_str());
-  }
+  ~archive_writer() = default;
 
   /// A section of values.size() elements. Throws hydra::invalid_argument for a name that is empty
   /// or longer than 4096 bytes, or while a begin_array() section is incomplete; hydra::io_error
@@ -99,7 +89,7 @@ public:
     if (count > std::numeric_limits<std::uint64_t>::max() / sizeof(T))
       throw invalid_argument("hydra::archive_writer::begin_array: section '" + std::string(name) + "' of " +
                              std::to_string(count) + " elements of " + std::to_string(sizeof(T)) +
-                             " bytes overflows 64 bits (" + detail::archive::quoted(temporary_) + ")");
+                             " bytes overflows 64 bits (" + detail::archive::quoted(file_.temporary_path()) + ")");
     start_section("begin_array", name, type, sizeof(T), count);
     if (count > 0) array_ = detail::archive::open_array{std::string(name), type, sizeof(T), count, count};
     finish_call();
@@ -114,7 +104,7 @@ public:
     if (array_.name.empty()) {
       if (chunk.empty()) return;  // the chunks of an empty array
       throw invalid_argument("hydra::archive_writer::append: no begin_array() section is open (" +
-                             detail::archive::quoted(temporary_) + ")");
+                             detail::archive::quoted(file_.temporary_path()) + ")");
     }
     if (type != array_.type || sizeof(T) != array_.element_size)
       throw invalid_argument("hydra::archive_writer::append: section '" + array_.name + "' holds " +
@@ -135,33 +125,26 @@ public:
   /// directory, so that path() is either the previous archive or this one, complete, whenever the
   /// machine stops. The writer is closed afterwards. Throws hydra::invalid_argument while a
   /// begin_array() section is incomplete, hydra::io_error naming the file when a step fails (then
-  /// path() is unchanged, unless only the final directory fsync failed).
+  /// path() is unchanged, unless only the final directory fsync failed: then committed() is true,
+  /// path() holds this archive and the message names the directory).
   void commit() {
     start_call("commit");
     using namespace detail::archive;
     put_value(end_marker);
     put_raw_value(hash_.digest());
     flush();
-    if (::fsync(fd_) != 0) {
-      const int err = errno;
-      fail_io("cannot fsync", temporary_, err);
+    try {
+      file_.commit();
+    } catch (...) {
+      if (file_.renamed()) state_ = state::committed;  // the new archive is in place: nothing to delete
+      throw;
     }
-    const int fd = std::exchange(fd_, -1);
-    if (::close(fd) != 0) {
-      const int err = errno;
-      fail_io("cannot close", temporary_, err);
-    }
-    if (::rename(temporary_.c_str(), path_.c_str()) != 0) {
-      const int err = errno;
-      fail_io("cannot rename " + quoted(temporary_) + " to", path_, err);
-    }
-    state_ = state::committed;  // from here on the new archive is in place: nothing to delete
-    sync_directory();
+    state_ = state::committed;
   }
 
   /// The archive's final path (the writer writes to path() + ".tmp" until commit()).
-  [[nodiscard]] const std::filesystem::path& path() const noexcept { return path_; }
-  [[nodiscard]] const std::filesystem::path& temporary_path() const noexcept { return temporary_; }
+  [[nodiscard]] const std::filesystem::path& path() const noexcept { return file_.path(); }
+  [[nodiscard]] const std::filesystem::path& temporary_path() const noexcept { return file_.temporary_path(); }
   [[nodiscard]] bool committed() const noexcept { return state_ == state::committed; }
 
 private:
@@ -174,7 +157,7 @@ private:
                       : state_ == state::failed  ? "after an earlier error"
                                                  : "after being moved from";
     throw invalid_argument(std::string("hydra::archive_writer::") + member + ": the writer of " +
-                           detail::archive::quoted(path_) + " is unusable " + why);
+                           detail::archive::quoted(file_.path()) + " is unusable " + why);
   }
 
   /// Every member that writes marks the writer failed first and open again when it completes, so
@@ -185,7 +168,7 @@ private:
       throw invalid_argument(std::string("hydra::archive_writer::") + member + ": section '" + array_.name +
                              "' was declared with " + std::to_string(array_.count) + " elements but only " +
                              std::to_string(array_.count - array_.remaining) + " were appended (" +
-                             detail::archive::quoted(temporary_) + ")");
+                             detail::archive::quoted(file_.temporary_path()) + ")");
     state_ = state::failed;
   }
   void finish_call() noexcept { state_ = state::open; }
@@ -196,7 +179,7 @@ private:
     if (name.empty() || name.size() > detail::archive::max_name_length)
       throw invalid_argument(std::string("hydra::archive_writer::") + member + ": a section name must have 1 to " +
                              std::to_string(detail::archive::max_name_length) + " bytes, got " +
-                             std::to_string(name.size()) + " (" + detail::archive::quoted(temporary_) + ")");
+                             std::to_string(name.size()) + " (" + detail::archive::quoted(file_.temporary_path()) + ")");
     start_call(member);
     put_value(detail::archive::section_marker);
     put_value(static_cast<std::uint32_t>(name.size()));
@@ -226,7 +209,7 @@ private:
     const auto* p = static_cast<const std::byte*>(data);
     if (n >= buffer_.size()) {
       flush();
-      write_fully(p, n);
+      file_.write(p, n);
       return;
     }
     if (used_ + n > buffer_.size()) flush();
@@ -234,47 +217,11 @@ private:
     used_ += n;
   }
   void flush() {
-    write_fully(buffer_.data(), used_);
+    file_.write(buffer_.data(), used_);
     used_ = 0;
   }
-  void write_fully(const std::byte* p, std::size_t n) {
-    while (n > 0) {
-      const ssize_t w = ::write(fd_, p, std::min<std::size_t>(n, std::size_t(1) << 30));
-      if (w < 0) {
-        const int err = errno;
-        if (err == EINTR) continue;
-        fail_io("cannot write", temporary_, err);
-      }
-      p += w;
-      n -= static_cast<std::size_t>(w);
-    }
-  }
 
-  /// Makes the rename durable. File systems that cannot fsync a directory (EINVAL) have nothing
-  /// more to offer, so that is not an error.
-  void sync_directory() {
-    const std::filesystem::path dir = path_.parent_path().empty() ? std::filesystem::path(".") : path_.parent_path();
-    const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) {
-      const int err = errno;
-      fail_io("cannot open the directory", dir, err);
-    }
-    const int rc = ::fsync(fd);
-    const int err = errno;
-    ::close(fd);
-    if (rc != 0 && err != EINVAL && err != ENOTSUP)
-      fail_io("cannot fsync the directory", dir, err);
-  }
-
-  [[noreturn]] void fail_io(const std::string& what, const std::filesystem::path& file, int err) {
-    if (state_ != state::committed) state_ = state::failed;
-    throw io_error("hydra::archive_writer: " + what + " " + detail::archive::quoted(file) + ": " +
-                   detail::archive::system_message(err));
-  }
-
-  std::filesystem::path path_;
-  std::filesystem::path temporary_;
-  int fd_ = -1;
+  detail::atomic_file file_;
   std::vector<std::byte> buffer_;
   std::size_t used_ = 0;
   detail::archive::checksum64 hash_;
