@@ -87,9 +87,9 @@ int main(int argc, char** argv) {
   app.add_option("--weight-decay", opt.weight_decay, "L2 coefficient λ")->capture_default_str();
   app.add_option("--plateau-factor", opt.plateau_factor, "learning-rate factor on a plateau")->capture_default_str();
   app.add_option("--hidden", opt.hidden, "hidden layer widths of --model mlp")->capture_default_str()->expected(0, -1);
-  app.add_option("--activation", opt.activation, "relu, tanh or sigmoid")
+  app.add_option("--activation", opt.activation, "relu, relu6, tanh or sigmoid")
       ->capture_default_str()
-      ->check(CLI::IsMember({"relu", "tanh", "sigmoid"}));
+      ->check(CLI::IsMember({"relu", "relu6", "tanh", "sigmoid"}));
   app.add_option("--seed", opt.seed, "seed of the initialisation and the batch order")->capture_default_str();
   app.add_option("--train-size", opt.train_size, "training samples; the rest of the 60,000 validate")
       ->capture_default_str();

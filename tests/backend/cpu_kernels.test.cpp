@@ -24,6 +24,7 @@ real f_ref(activation f, real x) {
     case activation::relu: return x > 0 ? x : 0;
     case activation::tanh: return std::tanh(x);
     case activation::sigmoid: return 1 / (1 + std::exp(-x));
+    case activation::relu6: return x < 0 ? 0 : x > 6 ? 6 : x;
   }
   return std::numeric_limits<real>::quiet_NaN();
 }
@@ -31,6 +32,7 @@ real fp_ref(activation f, real x) {  // f'
   switch (f) {
     case activation::identity: return 1;
     case activation::relu: return x > 0 ? 1 : 0;
+    case activation::relu6: return x > 0 && x < 6 ? 1 : 0;
     case activation::tanh: {
       const real t = std::tanh(x);
       return 1 - t * t;
@@ -45,7 +47,8 @@ real fp_ref(activation f, real x) {  // f'
 real fpp_ref(activation f, real x) {  // f''
   switch (f) {
     case activation::identity:
-    case activation::relu: return 0;
+    case activation::relu:
+    case activation::relu6: return 0;
     case activation::tanh: {
       const real t = std::tanh(x);
       return -2 * t * (1 - t * t);
@@ -59,12 +62,19 @@ real fpp_ref(activation f, real x) {  // f''
 }
 
 constexpr activation all_activations[] = {activation::identity, activation::relu, activation::tanh,
-                                          activation::sigmoid};
+                                          activation::sigmoid, activation::relu6};
 
-/// Pre-activations in [-3, 3]; for ReLU at least 0.1 away from its kink at 0.
+/// Pre-activations in [-3, 3]; for ReLU at least 0.1 away from its kink at 0; for ReLU6 in
+/// [-3, 9], at least 0.1 away from its kinks at 0 and 6 (all three pieces drawn).
 template <class T>
 host_matrix<T> pre_activations(random_source& rng, activation f, index rows, index cols) {
   auto x = rng.filled<T>(rows, cols, cols + 2, -3, 3);
+  if (f == activation::relu6)
+    for (index i = 0; i < rows; ++i)
+      for (index j = 0; j < cols; ++j) {
+        const int piece = static_cast<int>((i * cols + j) % 3);  // below 0, inside, above 6
+        x(i, j) = piece == 0 ? rng.uniform<T>(-3, -0.1) : piece == 1 ? rng.uniform<T>(0.1, 5.9) : rng.uniform<T>(6.1, 9);
+      }
   if (f == activation::relu)
     for (index i = 0; i < rows; ++i)
       for (index j = 0; j < cols; ++j) {

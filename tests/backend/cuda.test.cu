@@ -227,10 +227,10 @@ host_matrix<T> pool_input(random_source& rng, const pool_geometry& g) {
 }
 
 constexpr activation all_activations[] = {activation::identity, activation::relu, activation::tanh,
-                                          activation::sigmoid};
+                                          activation::sigmoid, activation::relu6};
 
-/// Pre-activations in [-3, 3] (NaN padding) with the saturating cases ±1000 and ±80 and a 0 (ReLU's
-/// kink, where both backends take f' = 0).
+/// Pre-activations in [-3, 3] (NaN padding) with the saturating cases ±1000 and ±80, a 0 (the kink
+/// of ReLU and ReLU6, where both backends take f' = 0), and ReLU6's other kink 6 and values past it.
 template <class T>
 host_matrix<T> pre_activations(random_source& rng, index rows, index cols) {
   auto x = rng.filled<T>(rows, cols, cols + 2, -3, 3);
@@ -239,6 +239,9 @@ host_matrix<T> pre_activations(random_source& rng, index rows, index cols) {
   x(0, 2) = T(0);
   x(1, 0) = T(-80);
   x(1, 1) = T(80);
+  x(1, 2) = T(6);
+  x(2, 0) = T(6.5);
+  x(2, 1) = T(5.5);
   return x;
 }
 
@@ -459,7 +462,7 @@ TEST_CASE("element.cuh: activation_value/first/second reproduce cpu's activation
     cpu::activation_forward(f, in.cview(), out.view());
     for (index i = 0; i < batch; ++i)
       for (index j = 0; j < cols; ++j) out_got(i, j) = kernels::activation_value(f, in(i, j));
-    if (f == activation::identity || f == activation::relu) CHECK(identical(out_got, out));
+    if (f == activation::identity || f == activation::relu || f == activation::relu6) CHECK(identical(out_got, out));
     check_close(out_got, out, host_tol);
 
     const auto d_out = rng.filled<double>(batch, cols, cols + 1);

@@ -22,6 +22,7 @@ TEST_CASE("model specs parse into MLP layouts") {
   CHECK(mlp.hidden_activation == activation::tanh);
   CHECK(parse_model_spec("mlp:4,8,3").hidden_activation == activation::relu);
   CHECK(parse_model_spec("mlp:4,8,3:sigmoid").hidden_activation == activation::sigmoid);
+  CHECK(parse_model_spec("mlp:4,8,3:relu6").hidden_activation == activation::relu6);
   CHECK(parse_model_spec("mlp:4,8,3").family == "mlp");
   CHECK(parse_model_spec("mlp:4,8,3").sample_shape == std::vector<index>{4});
   CHECK(softmax.family == "softmax");
@@ -82,7 +83,7 @@ TEST_CASE("bad model specs name the problem") {
   CHECK_NOTHROW(parse_model_spec("softmax:1,4611686018427387903"));  // 2·(2^62 − 1) = 2^63 − 2
   CHECK_THROWS_WITH_AS(parse_model_spec("lenet5:1"),
                        doctest::Contains("unknown model spec 'lenet5:1': expected softmax:D,C, "
-                                         "mlp:D,H1[,H2,...],C[:relu|tanh|sigmoid] or lenet5"),
+                                         "mlp:D,H1[,H2,...],C[:relu|relu6|tanh|sigmoid] or lenet5"),
                        invalid_argument);
 }
 

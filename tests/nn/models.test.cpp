@@ -3,6 +3,8 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include "hydra/backend/cpu.hpp"
 #include "hydra/nn/loss.hpp"
 #include "hydra/nn/models.hpp"
@@ -31,13 +33,26 @@ TEST_CASE("LinearRegression with mean squared error on real targets") {
 }
 
 TEST_CASE("Mlp with each activation and cross-entropy") {
-  for (auto kind : {activation::tanh, activation::sigmoid, activation::relu}) {
+  for (auto kind : {activation::tanh, activation::sigmoid, activation::relu, activation::relu6}) {
     CAPTURE(name_of(kind));
     Mlp<double> model(3, {5, 4}, 3, kind);
     SoftmaxCrossEntropy<double> loss;
     const auto b = random_batch(4, 3, 3, 5);
     check_model_derivatives(model, loss, b, random_parameters(model, 6));
   }
+}
+
+TEST_CASE("Mlp with ReLU6 where its pre-activations pass 6: derivatives against finite differences") {
+  // Features scaled by 12 put some first-layer pre-activations above 6 (ReLU6's flat top) and some
+  // inside (0, 6): the ReLU network's loss differs, and every derivative still matches central
+  // differences (no pre-activation lies within the difference step of a kink).
+  Mlp<double> relu6(3, {5, 4}, 3, activation::relu6), relu(3, {5, 4}, 3, activation::relu);
+  SoftmaxCrossEntropy<double> loss;
+  auto b = random_batch(4, 3, 3, 5);
+  for (auto& v : b.x) v *= 12;
+  const auto w = random_parameters(relu6, 6);
+  CHECK(std::fabs(loss_at(relu6, loss, b, w) - loss_at(relu, loss, b, w)) > 1e-3);
+  check_model_derivatives(relu6, loss, b, w);
 }
 
 TEST_CASE("Mlp with tanh and mean squared error on one-hot labels") {

@@ -4,6 +4,8 @@
 
 #include <doctest/doctest.h>
 
+#include <cmath>
+#include <string>
 #include <vector>
 
 #include "hydra/backend/cpu.hpp"
@@ -18,7 +20,8 @@
 
 namespace hydra::test {
 
-static_assert(Layer<MaxPool2d<float>> && Layer<AvgPool2d<double>> && Layer<Flatten<double>>);
+static_assert(Layer<MaxPool2d<float>> && Layer<AvgPool2d<double>> && Layer<Flatten<double>> &&
+              Layer<GlobalAvgPool2d<double>>);
 
 TEST_CASE("pooling layers know their sizes and reject bad geometry") {
   MaxPool2d<double> pool(6, 28, 28, 2);
@@ -54,6 +57,39 @@ TEST_CASE("overlapping max and average pooling between convolutions pass every d
   MeanSquaredError<double> loss;
   const auto b = random_batch(2, 2 * 7 * 7, 2, 63, true);
   check_model_derivatives(net, loss, b, normal_vector(static_cast<std::size_t>(net.parameter_count()), 64, 0.5));
+}
+
+TEST_CASE("GlobalAvgPool2d is each channel's mean over its whole map") {
+  GlobalAvgPool2d<double> pool(3, 4, 4);
+  CHECK(pool.input_size() == 3 * 16);
+  CHECK(pool.output_size() == 3);
+  CHECK(std::string(pool.name()) == "GlobalAvgPool2d");
+  CHECK_THROWS_WITH_AS(GlobalAvgPool2d<double>(3, 4, 6), doctest::Contains("the map is 4 x 6"), invalid_argument);
+  const auto x = normal_vector(2 * 48, 71);  // 2 samples of 3 × 4 × 4
+  std::vector<double> y(2 * 3, std::nan(""));
+  pool.forward(nullptr, matrix_view<const double>(x.data(), 2, 48), matrix_view<double>(y.data(), 2, 3));
+  for (index b = 0; b < 2; ++b)
+    for (index c = 0; c < 3; ++c) {
+      double mean = 0;
+      for (index p = 0; p < 16; ++p) mean += x[static_cast<std::size_t>(b * 48 + c * 16 + p)] / 16;
+      CHECK(y[static_cast<std::size_t>(b * 3 + c)] == doctest::Approx(mean).epsilon(1e-14));
+    }
+}
+
+TEST_CASE("a conv → relu6 → global average pool → dense head passes every derivative check") {
+  // MobileNetV2's and DenseNet's head shape; the inputs scaled so that some pre-activations pass
+  // ReLU6's top at 6.
+  using Net = Sequential<Conv2d<double>, ReLU6<double>, GlobalAvgPool2d<double>, Dense<double>>;
+  Net net(Conv2d<double>(2, 5, 5, 4, 3, 1, 1), ReLU6<double>(), GlobalAvgPool2d<double>(4, 5, 5), Dense<double>(4, 3));
+  SoftmaxCrossEntropy<double> loss;
+  auto b = random_batch(3, 2 * 5 * 5, 3, 73);
+  for (auto& v : b.x) v *= 6;
+  const auto w = normal_vector(static_cast<std::size_t>(net.parameter_count()), 74, 0.5);
+  using Unclipped = Sequential<Conv2d<double>, ReLU<double>, GlobalAvgPool2d<double>, Dense<double>>;
+  Unclipped relu(Conv2d<double>(2, 5, 5, 4, 3, 1, 1), ReLU<double>(), GlobalAvgPool2d<double>(4, 5, 5),
+                 Dense<double>(4, 3));
+  CHECK(std::fabs(loss_at(net, loss, b, w) - loss_at(relu, loss, b, w)) > 1e-3);  // the top at 6 is reached
+  check_model_derivatives(net, loss, b, w);
 }
 
 } // namespace hydra::test

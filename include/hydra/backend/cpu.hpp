@@ -478,6 +478,7 @@ public:
       case activation::relu: Y = X.cwiseMax(T(0)); break;
       case activation::tanh: Y = X.array().tanh().matrix(); break;
       case activation::sigmoid: Y = (T(1) / (T(1) + (-X.array()).exp())).matrix(); break;
+      case activation::relu6: Y = X.cwiseMax(T(0)).cwiseMin(T(6)); break;  // a NaN stays NaN
     }
   }
   /// d_in = d_out ⊙ f'(in); `out` = f(in) from the forward pass.
@@ -626,10 +627,12 @@ private:
       case activation::relu: r = (in.array() > T(0)).template cast<T>(); break;
       case activation::tanh: r = T(1) - out.array().square(); break;
       case activation::sigmoid: r = out.array() * (T(1) - out.array()); break;
+      // PyTorch's hardtanh backward: 1 strictly inside (0, 6), 0 at and beyond the kinks.
+      case activation::relu6: r = ((in.array() > T(0)) && (in.array() < T(6))).template cast<T>(); break;
     }
     return r;
   }
-  /// f''(in) from the stored output f(in); zero for identity and (almost everywhere) ReLU.
+  /// f''(in) from the stored output f(in); zero for identity and (almost everywhere) ReLU, ReLU6.
   template <class Out>
   static auto second_derivative(activation f, const Out& out) {
     using T = typename Out::Scalar;
@@ -637,7 +640,8 @@ private:
     const auto a = out.array();
     switch (f) {
       case activation::identity:
-      case activation::relu: r.setZero(); break;
+      case activation::relu:
+      case activation::relu6: r.setZero(); break;
       case activation::tanh: r = T(-2) * a * (T(1) - a.square()); break;
       case activation::sigmoid: r = a * (T(1) - a) * (T(1) - T(2) * a); break;
     }

@@ -125,7 +125,8 @@ struct pool_geometry {
 enum class transpose : bool { no = false, yes = true };
 
 /// Elementwise nonlinearities known to every backend.
-enum class activation { identity, relu, tanh, sigmoid };
+/// relu6 is min(max(x, 0), 6), MobileNetV2's nonlinearity (PyTorch's ReLU6).
+enum class activation { identity, relu, tanh, sigmoid, relu6 };
 
 [[nodiscard]] constexpr const char* name_of(activation a) noexcept {
   switch (a) {
@@ -133,13 +134,14 @@ enum class activation { identity, relu, tanh, sigmoid };
     case activation::relu: return "relu";
     case activation::tanh: return "tanh";
     case activation::sigmoid: return "sigmoid";
+    case activation::relu6: return "relu6";
   }
   return "?";
 }
 
 /// The activation named by name_of's text ("relu", "tanh", ...), or nothing for any other text.
 [[nodiscard]] constexpr std::optional<activation> activation_named(std::string_view name) noexcept {
-  for (auto a : {activation::identity, activation::relu, activation::tanh, activation::sigmoid})
+  for (auto a : {activation::identity, activation::relu, activation::tanh, activation::sigmoid, activation::relu6})
     if (name == name_of(a)) return a;
   return std::nullopt;
 }

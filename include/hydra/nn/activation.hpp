@@ -1,5 +1,5 @@
 #pragma once
-// Elementwise activation layers (no parameters): ReLU, Tanh, Sigmoid, and Activation with the
+// Elementwise activation layers (no parameters): ReLU, ReLU6, Tanh, Sigmoid, and Activation with the
 // kind chosen at run time (for Mlp). A width of 0 means "the width of the previous layer", filled
 // in when the layer is placed in a model.
 
@@ -59,6 +59,11 @@ private:
 template <Scalar T, Backend B = default_backend>
 struct ReLU : Activation<T, B> {
   explicit ReLU(index width = 0) : Activation<T, B>(activation::relu, width) {}
+};
+/// min(max(x, 0), 6) (MobileNetV2); its derivative is 1 strictly inside (0, 6), as PyTorch's.
+template <Scalar T, Backend B = default_backend>
+struct ReLU6 : Activation<T, B> {
+  explicit ReLU6(index width = 0) : Activation<T, B>(activation::relu6, width) {}
 };
 template <Scalar T, Backend B = default_backend>
 struct Tanh : Activation<T, B> {

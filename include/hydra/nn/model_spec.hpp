@@ -101,7 +101,7 @@ inline model_spec parse_mlp(std::string_view arguments, const std::string& spec)
     const auto f = activation_named(name);
     if (!f || *f == activation::identity)
       throw invalid_argument("model spec '" + spec + "': unknown activation '" + std::string(name) +
-                             "' (relu, tanh or sigmoid)");
+                             "' (relu, relu6, tanh or sigmoid)");
     result.hidden_activation = *f;
     arguments = arguments.substr(0, colon);
   }
@@ -147,7 +147,7 @@ inline constexpr std::tuple model_families{
         .build = detail::build_softmax},
     model_family<decltype(detail::build_mlp)>{
         .name = "mlp",
-        .syntax = "mlp:D,H1[,H2,...],C[:relu|tanh|sigmoid]",
+        .syntax = "mlp:D,H1[,H2,...],C[:relu|relu6|tanh|sigmoid]",
         .description = "an MLP with hidden widths H1, H2, ..., the activation after each (default relu)",
         .parse = detail::parse_mlp,
         .build = detail::build_mlp},
@@ -165,7 +165,7 @@ constexpr void for_each_model_family(F&& f) {
   std::apply([&](const auto&... row) { (f(row), ...); }, model_families);
 }
 
-/// Every family's syntax, "softmax:D,C, mlp:D,H1[,H2,...],C[:relu|tanh|sigmoid] or lenet5".
+/// Every family's syntax, "softmax:D,C, mlp:D,H1[,H2,...],C[:relu|relu6|tanh|sigmoid] or lenet5".
 [[nodiscard]] inline std::string model_spec_syntaxes() {
   constexpr std::size_t count = std::tuple_size_v<std::remove_cvref_t<decltype(model_families)>>;
   std::string text;

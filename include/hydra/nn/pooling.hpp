@@ -1,6 +1,7 @@
 #pragma once
 // Pooling layers (no parameters) on inputs stored one sample per row as C × H × W:
-// MaxPool2d and AvgPool2d with square windows, PyTorch's defaults (stride = window, no padding).
+// MaxPool2d and AvgPool2d with square windows, PyTorch's defaults (stride = window, no padding),
+// and GlobalAvgPool2d, the mean of each channel's whole map.
 //
 // Average pooling is linear, so its tangent is the forward map and its second backward the
 // backward map. Max pooling is piecewise linear: away from ties the argmax of each window is
@@ -103,6 +104,27 @@ public:
                        matrix_view<const T>, matrix_view<const T>, matrix_view<const T> r_d_y, matrix_view<T> r_d_x,
                        matrix_view<T>) const {
     if (!r_d_x.empty()) B::avg_pool_backward(g_, r_d_y, r_d_x);
+  }
+};
+
+/// The mean of each channel's whole H × W map: C × H × W → C, what PyTorch's
+/// AdaptiveAvgPool2d(1) followed by flatten computes at the head of DenseNet and MobileNetV2. An
+/// AvgPool2d whose window is the map, so square maps only (every CIFAR-10 network of the paper ends
+/// on one); a non-square map is refused.
+template <Scalar T, Backend B = default_backend>
+class GlobalAvgPool2d : public AvgPool2d<T, B> {
+public:
+  GlobalAvgPool2d(index channels, index height, index width)
+      : AvgPool2d<T, B>(channels, height, square(height, width), height) {}
+
+  [[nodiscard]] const char* name() const noexcept { return "GlobalAvgPool2d"; }
+
+private:
+  static index square(index height, index width) {
+    if (height != width)
+      throw invalid_argument("hydra::GlobalAvgPool2d: the map is " + std::to_string(height) + " x " +
+                             std::to_string(width) + "; only square maps are supported");
+    return width;
   }
 };
 

@@ -21,6 +21,7 @@ HYDRA_HOST_DEVICE inline T activation_value(activation f, T in) {
     case activation::relu: return in < T(0) ? T(0) : in;  // max(in, 0) as hydra::cpu: a NaN stays NaN
     case activation::tanh: return ::tanh(in);
     case activation::sigmoid: return T(1) / (T(1) + ::exp(-in));
+    case activation::relu6: return in < T(0) ? T(0) : (in > T(6) ? T(6) : in);  // a NaN stays NaN
   }
   return in;
 }
@@ -32,15 +33,17 @@ HYDRA_HOST_DEVICE inline T activation_first(activation f, T in, T out) {
     case activation::relu: return in > T(0) ? T(1) : T(0);
     case activation::tanh: return T(1) - out * out;
     case activation::sigmoid: return out * (T(1) - out);
+    case activation::relu6: return in > T(0) && in < T(6) ? T(1) : T(0);
   }
   return T(1);
 }
-/// f''(in) from out = f(in); zero for identity and (almost everywhere) ReLU.
+/// f''(in) from out = f(in); zero for identity and (almost everywhere) ReLU, ReLU6.
 template <class T>
 HYDRA_HOST_DEVICE inline T activation_second(activation f, T out) {
   switch (f) {
     case activation::identity:
-    case activation::relu: return T(0);
+    case activation::relu:
+    case activation::relu6: return T(0);
     case activation::tanh: return T(-2) * out * (T(1) - out * out);
     case activation::sigmoid: return out * (T(1) - out) * (T(1) - T(2) * out);
   }
