@@ -36,8 +36,10 @@ def plot(folder, settings):
     rates = acc["noise_rate"]
     s = settings["settings"]
     dataset = s.get("dataset", "fashion-mnist")  # folders written before --dataset are Fashion-MNIST
+    # The paper's scale, whatever the noise rates and solver settings (a --paper run of one rate).
+    full_scale = dataset == "fashion-mnist" and int(s["train_size"]) == 50000 and int(s["epochs"]) == 20
     scale = (f"{int(s['train_size']):,} training samples, LeNet-5, {int(s['epochs'])} epoch{'s' if int(s['epochs']) != 1 else ''}"
-             + ("" if s.get("paper_protocol") else "\n(scaled; the paper: 50,000 samples, 20 epochs)"))
+             + ("" if full_scale else "\n(scaled; the paper: 50,000 samples, 20 epochs)"))
 
     fig, axes = plt.subplots(1, len(rates), figsize=(5.6 * len(rates) + 0.6, 5.0), squeeze=False)
     for ax, k in zip(axes[0], range(len(rates))):
