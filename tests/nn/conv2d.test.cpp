@@ -15,22 +15,25 @@
 
 namespace hydra::test {
 namespace {
-/// y[b, o, i, j] = bias[o] + Σ_{c, u, v} W[o, c, u, v] · x[b, c, i·s − p + u, j·s − p + v], zero outside.
+/// y[b, o, i, j] = bias[o] + Σ_{c in o's group, u, v} W[o, c', u, v] · x[b, c, i·s − p + u, j·s − p + v],
+/// zero outside; c' = c − (o's group)·C/G, W is out × C/G × k × k, the bias follows it (if any).
 std::vector<double> direct_convolution(const std::vector<double>& x, index batch, index C, index H, index W,
-                                       const std::vector<double>& w, index out, index k, index s, index p) {
-  const index Ho = (H + 2 * p - k) / s + 1, Wo = (W + 2 * p - k) / s + 1;
+                                       const std::vector<double>& w, index out, index k, index s, index p,
+                                       index groups = 1, bool bias = true) {
+  const index Ho = (H + 2 * p - k) / s + 1, Wo = (W + 2 * p - k) / s + 1, Cg = C / groups, Og = out / groups;
   std::vector<double> y(static_cast<std::size_t>(batch * out * Ho * Wo));
   for (index b = 0; b < batch; ++b)
     for (index o = 0; o < out; ++o)
       for (index i = 0; i < Ho; ++i)
         for (index j = 0; j < Wo; ++j) {
-          double acc = w[static_cast<std::size_t>(out * C * k * k + o)];
-          for (index c = 0; c < C; ++c)
+          double acc = bias ? w[static_cast<std::size_t>(out * Cg * k * k + o)] : 0.0;
+          const index first = (o / Og) * Cg;
+          for (index c = first; c < first + Cg; ++c)
             for (index u = 0; u < k; ++u)
               for (index v = 0; v < k; ++v) {
                 const index h = i * s - p + u, q = j * s - p + v;
                 if (h < 0 || h >= H || q < 0 || q >= W) continue;
-                acc += w[static_cast<std::size_t>(((o * C + c) * k + u) * k + v)] *
+                acc += w[static_cast<std::size_t>(((o * Cg + (c - first)) * k + u) * k + v)] *
                        x[static_cast<std::size_t>(((b * C + c) * H + h) * W + q)];
               }
           y[static_cast<std::size_t>(((b * out + o) * Ho + i) * Wo + j)] = acc;
@@ -56,6 +59,53 @@ TEST_CASE("Conv2d forward equals a direct convolution (stride, padding, channels
                  matrix_view<double>(y.data(), batch, conv.output_size()));
     CHECK(relative_error(y, direct_convolution(x, batch, sh.C, sh.H, sh.W, w, sh.out, sh.k, sh.s, sh.p)) <= 1e-14);
   }
+}
+
+TEST_CASE("grouped and depthwise Conv2d, with and without a bias, equal a direct grouped convolution") {
+  struct shape {
+    index C, H, W, out, k, s, p, groups;
+    bool bias;
+  };
+  for (const auto& sh : {shape{4, 5, 5, 6, 3, 1, 1, 2, true}, shape{4, 6, 5, 4, 3, 2, 1, 4, false},
+                         shape{3, 5, 5, 6, 3, 1, 1, 3, false}, shape{6, 4, 4, 3, 2, 1, 0, 3, true}}) {
+    CAPTURE(sh.groups);
+    CAPTURE(sh.bias);
+    Conv2d<double> conv(sh.C, sh.H, sh.W, sh.out, sh.k, sh.s, sh.p, {.groups = sh.groups, .bias = sh.bias});
+    const index batch = 2;
+    const auto x = normal_vector(static_cast<std::size_t>(batch * sh.C * sh.H * sh.W), 5);
+    const auto w = normal_vector(static_cast<std::size_t>(conv.parameter_count()), 6);
+    std::vector<double> y(static_cast<std::size_t>(batch * conv.output_size()));
+    conv.forward(w.data(), matrix_view<const double>(x.data(), batch, conv.input_size()),
+                 matrix_view<double>(y.data(), batch, conv.output_size()));
+    CHECK(relative_error(y, direct_convolution(x, batch, sh.C, sh.H, sh.W, w, sh.out, sh.k, sh.s, sh.p, sh.groups,
+                                               sh.bias)) <= 1e-14);
+  }
+}
+
+TEST_CASE("grouped Conv2d counts PyTorch's parameters and refuses groups that do not divide the channels") {
+  // nn.Conv2d(4, 6, 3, groups=2): weight 6 × 2 × 3 × 3, bias 6; MobileNetV2's depthwise
+  // nn.Conv2d(32, 32, 3, padding=1, groups=32, bias=False): weight 32 × 1 × 3 × 3.
+  CHECK(Conv2d<double>(4, 8, 8, 6, 3, 1, 0, {.groups = 2}).parameter_count() == 6 * 2 * 9 + 6);
+  const Conv2d<double> depthwise(32, 16, 16, 32, 3, 1, 1, {.groups = 32, .bias = false});
+  CHECK(depthwise.parameter_count() == 32 * 9);
+  CHECK(depthwise.groups() == 32);
+  CHECK_FALSE(depthwise.has_bias());
+  CHECK_THROWS_WITH_AS(Conv2d<double>(4, 8, 8, 6, 3, 1, 0, {.groups = 3}),
+                       doctest::Contains("groups 3 must be positive and divide both 4 input and 6 output channels"),
+                       invalid_argument);
+  CHECK_THROWS_AS(Conv2d<double>(4, 8, 8, 6, 3, 1, 0, {.groups = 0}), invalid_argument);
+}
+
+TEST_CASE("grouped and depthwise convolutions without bias pass every derivative check") {
+  // grouped (2 groups, with bias) → tanh → depthwise (groups = channels, no bias, stride 2) →
+  // sigmoid → dense: the depthwise layer sees a tangent input, so every grouped product is probed.
+  using Net = Sequential<Conv2d<double>, Tanh<double>, Conv2d<double>, Sigmoid<double>, Dense<double>>;
+  Net net(Conv2d<double>(2, 5, 5, 4, 3, 1, 1, {.groups = 2}), Tanh<double>(),
+          Conv2d<double>(4, 5, 5, 4, 3, 2, 1, {.groups = 4, .bias = false}), Sigmoid<double>(),
+          Dense<double>(4 * 3 * 3, 3));
+  SoftmaxCrossEntropy<double> loss;
+  const auto b = random_batch(3, 2 * 5 * 5, 3, 45);
+  check_model_derivatives(net, loss, b, normal_vector(static_cast<std::size_t>(net.parameter_count()), 46, 0.5));
 }
 
 TEST_CASE("Conv2d's parameters are PyTorch's: weight out × in × kh × kw, then bias") {
