@@ -266,12 +266,14 @@ private:
       if (!std::isfinite(host[k]) || host[k] > host[worst]) worst = k;
     }
     const index sample = indices.empty() ? -1 : indices[worst];
-    const std::string reason = std::isfinite(value) ? "is " + std::to_string(value) + ", above the bound " +
-                                                          std::to_string(options_.max_loss)
-                                                    : "is " + std::to_string(value);
+    // NaN without its sign, which is not portable (a GPU and a CPU may differ).
+    const auto text = [](double v) { return std::isnan(v) ? std::string("nan") : std::to_string(v); };
+    const std::string reason = std::isfinite(value) ? "is " + text(value) + ", above the bound " +
+                                                          text(options_.max_loss)
+                                                    : "is " + text(value);
     throw divergence_error("hydra::trainer: training diverged at step " + std::to_string(t) + " (epoch " +
                                std::to_string(epoch) + "): the batch's mean loss " + reason + "; its worst sample is " +
-                               std::to_string(sample) + " (loss " + std::to_string(static_cast<double>(host[worst])) +
+                               std::to_string(sample) + " (loss " + text(static_cast<double>(host[worst])) +
                                "); lower the learning rate or check the data",
                            t, epoch, sample, value);
   }
