@@ -28,12 +28,8 @@ namespace fs = std::filesystem;
 using faults::call;
 using faults::effect;
 
-std::string bytes_of(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-fs::path tmp_of(const fs::path& file) { return fs::path(file.string() + ".tmp"); }
+using faults::bytes_of;
+using faults::tmp_of;
 
 /// 300 × 500 float64: 1.2 MB of payload after the header.
 std::vector<double> values(double first) {

@@ -43,6 +43,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -188,6 +191,17 @@ public:
 
 /// errno's text as hydra's messages spell it (std::generic_category, which is strerror's).
 [[nodiscard]] inline std::string text_of(int error) { return std::strerror(error); }
+
+/// A file's bytes (empty when it does not exist): what a failed write must leave unchanged.
+inline std::string bytes_of(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+/// The temporary file atomic_file writes before renaming it to `file` (core/io/atomic_file.hpp).
+inline std::filesystem::path tmp_of(const std::filesystem::path& file) {
+  return std::filesystem::path(file.string() + ".tmp");
+}
 
 } // namespace hydra::test::faults
 

@@ -88,12 +88,8 @@ struct ballast {
   }
 };
 
-std::string bytes_of(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-fs::path tmp_of(const fs::path& file) { return fs::path(file.string() + ".tmp"); }
+using faults::bytes_of;
+using faults::tmp_of;
 
 /// What checkpoint.hydra held at the start of each step, i.e. after the previous step's
 /// checkpoint: when a save fails, what the file held before it.

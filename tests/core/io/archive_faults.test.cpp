@@ -34,12 +34,8 @@ namespace fs = std::filesystem;
 using faults::call;
 using faults::effect;
 
-std::string bytes_of(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
-}
-
-fs::path tmp_of(const fs::path& file) { return fs::path(file.string() + ".tmp"); }
+using faults::bytes_of;
+using faults::tmp_of;
 
 /// An archive whose writing takes several write() calls: small sections gathered in the buffer,
 /// a section larger than the buffer (written directly), a begin_array section appended in three
