@@ -42,38 +42,24 @@ std::vector<double> direct_convolution(const std::vector<double>& x, index batch
 }
 } // namespace
 
-TEST_CASE("Conv2d forward equals a direct convolution (stride, padding, channels)") {
+TEST_CASE("Conv2d forward equals a direct convolution (stride, padding, channels, groups, bias)") {
   struct shape {
-    index C, H, W, out, k, s, p;
+    index C, H, W, out, k, s, p, groups = 1;
+    bool bias = true;
   };
+  // Ungrouped with a bias, then grouped and depthwise (groups = C), with and without a bias.
   for (const auto& sh : {shape{1, 5, 5, 2, 3, 1, 0}, shape{3, 6, 5, 4, 3, 2, 1}, shape{2, 7, 7, 3, 5, 1, 2},
-                         shape{2, 4, 6, 1, 2, 2, 0}}) {
+                         shape{2, 4, 6, 1, 2, 2, 0}, shape{4, 5, 5, 6, 3, 1, 1, 2, true},
+                         shape{4, 6, 5, 4, 3, 2, 1, 4, false}, shape{3, 5, 5, 6, 3, 1, 1, 3, false},
+                         shape{6, 4, 4, 3, 2, 1, 0, 3, true}}) {
     CAPTURE(sh.C);
     CAPTURE(sh.k);
-    Conv2d<double> conv(sh.C, sh.H, sh.W, sh.out, sh.k, sh.s, sh.p);
-    const index batch = 3;
-    const auto x = normal_vector(static_cast<std::size_t>(batch * sh.C * sh.H * sh.W), 1);
-    const auto w = normal_vector(static_cast<std::size_t>(conv.parameter_count()), 2);
-    std::vector<double> y(static_cast<std::size_t>(batch * conv.output_size()));
-    conv.forward(w.data(), matrix_view<const double>(x.data(), batch, conv.input_size()),
-                 matrix_view<double>(y.data(), batch, conv.output_size()));
-    CHECK(relative_error(y, direct_convolution(x, batch, sh.C, sh.H, sh.W, w, sh.out, sh.k, sh.s, sh.p)) <= 1e-14);
-  }
-}
-
-TEST_CASE("grouped and depthwise Conv2d, with and without a bias, equal a direct grouped convolution") {
-  struct shape {
-    index C, H, W, out, k, s, p, groups;
-    bool bias;
-  };
-  for (const auto& sh : {shape{4, 5, 5, 6, 3, 1, 1, 2, true}, shape{4, 6, 5, 4, 3, 2, 1, 4, false},
-                         shape{3, 5, 5, 6, 3, 1, 1, 3, false}, shape{6, 4, 4, 3, 2, 1, 0, 3, true}}) {
     CAPTURE(sh.groups);
     CAPTURE(sh.bias);
     Conv2d<double> conv(sh.C, sh.H, sh.W, sh.out, sh.k, sh.s, sh.p, {.groups = sh.groups, .bias = sh.bias});
-    const index batch = 2;
-    const auto x = normal_vector(static_cast<std::size_t>(batch * sh.C * sh.H * sh.W), 5);
-    const auto w = normal_vector(static_cast<std::size_t>(conv.parameter_count()), 6);
+    const index batch = 3;
+    const auto x = normal_vector(static_cast<std::size_t>(batch * sh.C * sh.H * sh.W), 1);
+    const auto w = normal_vector(static_cast<std::size_t>(conv.parameter_count()), 2);
     std::vector<double> y(static_cast<std::size_t>(batch * conv.output_size()));
     conv.forward(w.data(), matrix_view<const double>(x.data(), batch, conv.input_size()),
                  matrix_view<double>(y.data(), batch, conv.output_size()));
