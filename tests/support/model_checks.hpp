@@ -63,6 +63,32 @@ std::vector<double> hvps_at(M& model, L& loss, const host_batch& b, const std::v
   return out;
 }
 
+/// ℓ(x_b, y_b; w) for every sample b of the batch. For a model whose samples are coupled (batch
+/// statistics), sample b's loss inside its batch, from one forward pass of the whole batch; for any
+/// other model each sample is run alone, which also shows that no sample leaks into another.
+template <class M, class L>
+std::vector<double> per_sample_losses_at(M& model, L& loss, const host_batch& b, const std::vector<double>& w) {
+  std::vector<double> out;
+  if constexpr (requires { model.couples_samples(); }) {
+    if (model.couples_samples()) {
+      std::vector<double> z(static_cast<std::size_t>(b.rows * model.output_size()));
+      model.forward(vector_view<const double>(w.data(), static_cast<index>(w.size())), b.features(),
+                    matrix_view<double>(z.data(), b.rows, model.output_size()));
+      out.resize(static_cast<std::size_t>(b.rows));
+      loss.values(matrix_view<const double>(z.data(), b.rows, model.output_size()), b.y(),
+                  vector_view<double>(out.data(), b.rows));
+      return out;
+    }
+  }
+  for (index s = 0; s < b.rows; ++s) {
+    host_batch one{1, b.cols, {b.x.begin() + s * b.cols, b.x.begin() + (s + 1) * b.cols}, {b.labels[static_cast<std::size_t>(s)]}, {}, b.target_cols};
+    if (!b.targets.empty())
+      one.targets.assign(b.targets.begin() + s * b.target_cols, b.targets.begin() + (s + 1) * b.target_cols);
+    out.push_back(loss_at(model, loss, one, w));
+  }
+  return out;
+}
+
 /// Runs every first- and second-order check on (model, loss) at parameters w.
 template <class M, class L>
 void check_model_derivatives(M& model, L& loss, const host_batch& b, const std::vector<double>& w) {
@@ -80,10 +106,9 @@ void check_model_derivatives(M& model, L& loss, const host_batch& b, const std::
                                                    matrix_view<double>(G.data(), b.rows, P));
     CHECK(mean == doctest::Approx(f(w)).epsilon(1e-14));
     for (index s = 0; s < b.rows; ++s) {
-      host_batch one{1, b.cols, {b.x.begin() + s * b.cols, b.x.begin() + (s + 1) * b.cols}, {b.labels[static_cast<std::size_t>(s)]}, {}, b.target_cols};
-      if (!b.targets.empty())
-        one.targets.assign(b.targets.begin() + s * b.target_cols, b.targets.begin() + (s + 1) * b.target_cols);
-      auto fs = [&](const std::vector<double>& v) { return loss_at(model, loss, one, v); };
+      auto fs = [&](const std::vector<double>& v) {
+        return per_sample_losses_at(model, loss, b, v)[static_cast<std::size_t>(s)];
+      };
       const std::vector<double> row(G.begin() + s * P, G.begin() + (s + 1) * P);
       CHECK(relative_error(row, central_gradient(fs, w)) <= 1e-7);
     }
@@ -116,16 +141,7 @@ void check_model_derivatives(M& model, L& loss, const host_batch& b, const std::
     model.per_sample_gradients(vector_view<const double>(w.data(), P), b.features(), b.y(), loss,
                                matrix_view<double>(G.data(), b.rows, P));
     // Per-sample losses as a vector function of w, for the differences.
-    auto losses = [&](const std::vector<double>& v) {
-      std::vector<double> out;
-      for (index s = 0; s < b.rows; ++s) {
-        host_batch one{1, b.cols, {b.x.begin() + s * b.cols, b.x.begin() + (s + 1) * b.cols}, {b.labels[static_cast<std::size_t>(s)]}, {}, b.target_cols};
-        if (!b.targets.empty())
-          one.targets.assign(b.targets.begin() + s * b.target_cols, b.targets.begin() + (s + 1) * b.target_cols);
-        out.push_back(loss_at(model, loss, one, v));
-      }
-      return out;
-    };
+    auto losses = [&](const std::vector<double>& v) { return per_sample_losses_at(model, loss, b, v); };
     for (index j = 0; j < k; ++j) {
       const std::vector<double> v(V.begin() + j * P, V.begin() + (j + 1) * P);
       std::vector<double> fused, forward_mode, from_gradients;

@@ -39,7 +39,8 @@ concept Layer = detail::has_scalar_and_backend<L> && detail::sized_layer<L> &&
                          matrix_view<typename L::scalar_type> m, typename L::scalar_type* g) {
                   l.forward(w, c, m);
                   l.backward(w, c, c, c, m, g);
-                  l.per_sample_gradients(c, c, m);
+                  requires requires { l.per_sample_gradients(c, c, m); } ||
+                               requires { l.per_sample_gradients(w, c, c, c, m); };
                   l.tangent(w, c, c, c, c, m);
                   l.second_backward(w, c, c, c, c, c, c, m, m);
                 };

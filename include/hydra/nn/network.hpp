@@ -9,7 +9,9 @@
 #include <concepts>
 #include <cstdint>
 #include <limits>
+#include <functional>
 #include <string>
+#include <typeinfo>
 #include <utility>
 #include <vector>
 
@@ -17,6 +19,7 @@
 #include "hydra/core/error.hpp"
 #include "hydra/core/random.hpp"
 #include "hydra/core/tensor.hpp"
+#include "hydra/nn/any_layer.hpp"
 #include "hydra/nn/concepts.hpp"
 
 namespace hydra {
@@ -119,11 +122,35 @@ public:
     const T value = mean_loss(y, loss_fn);
     delta_[0].resize(x.rows, output_size_);
     loss_fn.gradient(output(), y, T(1), delta_[0].view());
+    if (couples_samples()) {
+      coupled_per_sample_gradients(w, x, grads);
+      return value;
+    }
     if (first_parametrised_ > 0) B::fill(T(0), grads.col_block(0, offsets_[first_parametrised_]));
     run_backward(w, x, [&](index l, auto& layer, matrix_view<const T> in, matrix_view<const T> d_out) {
-      layer.per_sample_gradients(in, d_out, grads.col_block(offsets_[l], offsets_[l + 1] - offsets_[l]));
+      detail::layer_per_sample_gradients(layer, w.data + offsets_[l], in, activation_of(l), d_out,
+                                         grads.col_block(offsets_[l], offsets_[l + 1] - offsets_[l]));
     });
     return value;
+  }
+
+  /// Whether a sample's output depends on the other samples of its batch (a layer normalising by
+  /// batch statistics): then a per-sample gradient is a whole backward pass of its own.
+  [[nodiscard]] bool couples_samples() const {
+    bool coupled = false;
+    for (index l = 0; l < layer_count(); ++l)
+      layers_.visit(l, [&](const auto& layer) { coupled = coupled || detail::layer_couples_samples(layer); });
+    return coupled;
+  }
+
+  /// Calls f(void*) on every layer of `type`, inside composites too; hydra::for_each_layer<L>(model, f)
+  /// is the typed way in (how a model's batch norms are switched between statistics).
+  void for_each_erased(const std::type_info& type, const std::function<void(void*)>& f) {
+    for (index l = 0; l < layer_count(); ++l)
+      layers_.visit(l, [&](auto& layer) {
+        if (typeid(layer) == type) f(&layer);
+        if constexpr (requires { layer.for_each_erased(type, f); }) layer.for_each_erased(type, f);
+      });
   }
 
   /// products.row(j) = H directions.row(j), H = ∇²_w (1/B) Σ_b ℓ(x_b, y_b; w), for all k =
@@ -300,6 +327,23 @@ private:
     }
   }
 
+  /// Row b of grads = ∇_w ℓ_b when ℓ_b depends on the whole batch (batch statistics): one backward
+  /// pass per sample from δ_out = e_b ⊗ ∂ℓ_b/∂z_b, through every layer's exact batch Jacobian. B
+  /// times the cost of the batched pass; the price of exactness. delta_[0] holds ∂ℓ_b/∂z_b.
+  void coupled_per_sample_gradients(vector_view<const T> w, matrix_view<const T> x, matrix_view<T> grads) {
+    seed_.resize(x.rows, output_size_);
+    B::copy(std::as_const(delta_[0]).view(), seed_.view());
+    B::fill(T(0), grads);
+    for (index b = 0; b < x.rows; ++b) {
+      B::fill(T(0), delta_[0].view());
+      B::copy(std::as_const(seed_).view().row_block(b, 1), delta_[0].view().row_block(b, 1));
+      T* row = grads.data + b * grads.stride;
+      run_backward(w, x, [&](index l, auto& layer, matrix_view<const T> in, matrix_view<const T> d_out) {
+        layer.backward(w.data + offsets_[l], in, activation_of(l), d_out, {}, row + offsets_[l]);
+      });
+    }
+  }
+
   template <Loss L>
   T mean_loss(batch_targets<T> y, L& loss_fn) {
     losses_.resize(output().rows);
@@ -331,6 +375,7 @@ private:
   matrix<T, B> delta_[2];
   matrix<T, B> r_delta_[2];
   vector<T, B> losses_;
+  matrix<T, B> seed_;
 };
 
 } // namespace hydra
