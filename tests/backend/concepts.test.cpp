@@ -46,6 +46,9 @@ struct cpu_reexport : private cpu {
   using cpu::max_pool_tangent;
   using cpu::avg_pool_forward;
   using cpu::avg_pool_backward;
+  using cpu::channel_sums;
+  using cpu::channel_combine;
+  using cpu::inverse_sqrt;
   using cpu::activation_forward;
   using cpu::activation_backward;
   using cpu::activation_tangent;
@@ -90,6 +93,9 @@ struct cpu_without_gemm_batched : private cpu {
   using cpu::max_pool_tangent;
   using cpu::avg_pool_forward;
   using cpu::avg_pool_backward;
+  using cpu::channel_sums;
+  using cpu::channel_combine;
+  using cpu::inverse_sqrt;
   using cpu::activation_forward;
   using cpu::activation_backward;
   using cpu::activation_tangent;
@@ -132,6 +138,11 @@ struct cpu_without_max_pool_tangent : cpu {
   static void max_pool_tangent() = delete;
 };
 
+/// cpu with one channel operation hidden.
+struct cpu_without_channel_combine : cpu {
+  static void channel_combine() = delete;
+};
+
 /// cpu without owned memory.
 struct cpu_without_buffer : private cpu {
   using cpu::name;
@@ -164,6 +175,9 @@ struct cpu_without_buffer : private cpu {
   using cpu::max_pool_tangent;
   using cpu::avg_pool_forward;
   using cpu::avg_pool_backward;
+  using cpu::channel_sums;
+  using cpu::channel_combine;
+  using cpu::inverse_sqrt;
   using cpu::activation_forward;
   using cpu::activation_backward;
   using cpu::activation_tangent;
@@ -222,6 +236,9 @@ struct cpu_without_name : private cpu {
   using cpu::max_pool_tangent;
   using cpu::avg_pool_forward;
   using cpu::avg_pool_backward;
+  using cpu::channel_sums;
+  using cpu::channel_combine;
+  using cpu::inverse_sqrt;
   using cpu::activation_forward;
   using cpu::activation_backward;
   using cpu::activation_tangent;
@@ -271,6 +288,11 @@ static_assert(hydra::BackendBlas<cpu_without_hypergradient_transfer, double>);
 static_assert(!hydra::Backend<cpu_without_hypergradient_transfer>);
 static_assert(!hydra::BackendReductions<cpu_without_all_finite, float>);
 static_assert(hydra::BackendElementwise<cpu_without_all_finite, float>);
+static_assert(!hydra::BackendChannels<cpu_without_channel_combine, float>);
+static_assert(hydra::BackendImages<cpu_without_channel_combine, float>);
+static_assert(hydra::BackendChannels<cpu_without_max_pool_tangent, double>);
+static_assert(!hydra::Backend<cpu_without_channel_combine>);
+static_assert(hydra::BackendChannels<hydra::cpu, float> && hydra::BackendChannels<hydra::cpu, double>);
 static_assert(!hydra::BackendDevices<cpu_without_devices>);
 static_assert(!hydra::Backend<cpu_without_devices>);
 static_assert(hydra::BackendDevices<hydra::cpu>);

@@ -623,6 +623,184 @@ TEST_CASE_TEMPLATE("row_outer_products writes vec(x_b y_b^T) row-major into row 
   CHECK(out.padding_is(T(sentinel)));
 }
 
+// ---- channels: images R × (C·P), rows in blocks of block_rows ------------------------------------
+
+namespace {
+/// Row r of an operand stored with `rows` rows (its own row) or block_rows rows (shared: r mod block_rows).
+template <class T>
+const T* operand_row(const host_matrix<T>& m, index r, index rows, index block_rows) {
+  return &m(m.rows == rows ? r : r % block_rows, 0);
+}
+/// Coefficient (j, c): row 0 for a 1-row matrix, row j otherwise; `absent` without a matrix.
+template <class T>
+real coefficient_at(const host_matrix<T>* m, index j, index c, real absent) {
+  return m == nullptr ? absent : real((*m)(m->rows == 1 ? 0 : j, c));
+}
+template <class T>
+matrix_view<const T> view_or_empty(const host_matrix<T>* m) {
+  return m == nullptr ? matrix_view<const T>{} : m->cview();
+}
+} // namespace
+
+TEST_CASE_TEMPLATE("channel_sums: per block and channel, y absent, shared or per row; alpha and beta", T, float,
+                   double) {
+  random_source rng(36);
+  const index C = 3, P = 5;
+  // (blocks, block_rows): three direction blocks, one block of all rows, one block per row.
+  for (const auto& [blocks, block_rows] : {std::pair<index, index>{3, 4}, {1, 6}, {5, 1}}) {
+    const index R = blocks * block_rows;
+    const auto x = rng.filled<T>(R, C * P, C * P + 2);  // NaN padding must not leak
+    const auto shared = rng.filled<T>(block_rows, C * P, C * P + 1);
+    const auto per_row = rng.filled<T>(R, C * P, C * P + 3);
+    for (const host_matrix<T>* y : {static_cast<const host_matrix<T>*>(nullptr), &shared, &per_row}) {
+      for (const auto& [alpha, beta] : {std::pair<double, double>{1, 0}, {-0.5, 0}, {2, 1}, {0.5, -3}}) {
+        CAPTURE(blocks);
+        CAPTURE(block_rows);
+        CAPTURE(alpha);
+        CAPTURE(beta);
+        host_matrix<T> out(blocks, C, C + 2, T(sentinel));
+        for (index j = 0; j < blocks; ++j)
+          for (index c = 0; c < C; ++c)
+            out(j, c) = beta == 0 ? std::numeric_limits<T>::quiet_NaN() : rng.uniform<T>(-1, 1);  // NaN: not read
+        ref_matrix want(blocks, C);
+        for (index j = 0; j < blocks; ++j)
+          for (index c = 0; c < C; ++c) {
+            real s = 0;
+            for (index i = 0; i < block_rows; ++i) {
+              const index r = j * block_rows + i;
+              for (index p = 0; p < P; ++p) {
+                const real factor = y == nullptr ? real(1) : real(operand_row(*y, r, R, block_rows)[c * P + p]);
+                s += real(x(r, c * P + p)) * factor;
+              }
+            }
+            want(j, c) = real(T(alpha)) * s + (beta == 0 ? real(0) : real(T(beta)) * real(out(j, c)));
+          }
+        cpu::channel_sums(T(alpha), x.cview(), view_or_empty(y), P, block_rows, T(beta), out.view());
+        CHECK(relative_error(out, want) <= tol<T>);
+        CHECK(out.padding_is(T(sentinel)));
+      }
+    }
+  }
+}
+
+TEST_CASE_TEMPLATE("channel_combine: per-block or broadcast coefficients, shared or per-row operands, absent terms",
+                   T, float, double) {
+  random_source rng(37);
+  const index blocks = 3, block_rows = 4, R = blocks * block_rows, C = 3, P = 5;
+  const auto x_rows = rng.filled<T>(R, C * P, C * P + 2);
+  const auto x_shared = rng.filled<T>(block_rows, C * P, C * P + 1);
+  const auto y_rows = rng.filled<T>(R, C * P, C * P + 3);
+  const auto y_shared = rng.filled<T>(block_rows, C * P, C * P + 2);
+  const auto per_block = rng.filled<T>(blocks, C, C + 2);  // coefficients, strided, NaN padding
+  const auto per_block2 = rng.filled<T>(blocks, C, C + 1);
+  const auto broadcast = rng.filled<T>(1, C, C + 1);
+  const auto broadcast2 = rng.filled<T>(1, C, C + 3);
+  struct terms {
+    const host_matrix<T>* a;
+    const host_matrix<T>* x;
+    const host_matrix<T>* b;
+    const host_matrix<T>* y;
+    const host_matrix<T>* c;
+  };
+  const terms cases[] = {
+      {&per_block, &x_rows, &broadcast, &y_shared, &per_block2},  // the tangent's shape
+      {&broadcast, &x_shared, &per_block, &y_rows, &broadcast2},
+      {&per_block, &x_shared, &per_block2, &y_shared, nullptr},    // both shared: every block its own coefficients
+      {nullptr, &x_rows, nullptr, &y_rows, &per_block},            // a = b = 1
+      {&broadcast, &x_rows, nullptr, nullptr, nullptr},            // one term
+      {nullptr, nullptr, &per_block, &y_shared, &broadcast},       // no x term
+      {nullptr, nullptr, nullptr, nullptr, &per_block},            // constants only
+  };
+  for (std::size_t t = 0; t < std::size(cases); ++t)
+    for (const auto& [alpha, beta] : {std::pair<double, double>{1, 0}, {-2, 0}, {1, 1}, {0.5, -0.75}}) {
+      CAPTURE(t);
+      CAPTURE(alpha);
+      CAPTURE(beta);
+      const terms& k = cases[t];
+      host_matrix<T> out(R, C * P, C * P + 2, T(sentinel));
+      for (index r = 0; r < R; ++r)
+        for (index i = 0; i < C * P; ++i)
+          out(r, i) = beta == 0 ? std::numeric_limits<T>::quiet_NaN() : rng.uniform<T>(-1, 1);  // NaN: not read
+      ref_matrix want(R, C * P);
+      for (index r = 0; r < R; ++r)
+        for (index c = 0; c < C; ++c)
+          for (index p = 0; p < P; ++p) {
+            const index j = r / block_rows, at = c * P + p;
+            real v = coefficient_at(k.c, j, c, 0);
+            if (k.x != nullptr) v += coefficient_at(k.a, j, c, 1) * real(operand_row(*k.x, r, R, block_rows)[at]);
+            if (k.y != nullptr) v += coefficient_at(k.b, j, c, 1) * real(operand_row(*k.y, r, R, block_rows)[at]);
+            want(r, at) = real(T(alpha)) * v + (beta == 0 ? real(0) : real(T(beta)) * real(out(r, at)));
+          }
+      cpu::channel_combine(T(alpha), view_or_empty(k.a), view_or_empty(k.x), view_or_empty(k.b), view_or_empty(k.y),
+                           view_or_empty(k.c), P, block_rows, T(beta), out.view());
+      CHECK(relative_error(out, want) <= tol<T>);
+      CHECK(out.padding_is(T(sentinel)));
+    }
+}
+
+TEST_CASE_TEMPLATE("channel_combine in place (out is x or y) and with one pixel per channel (coefficient algebra)", T,
+                   float, double) {
+  random_source rng(38);
+  const index blocks = 2, block_rows = 3, R = blocks * block_rows, C = 4, P = 2;
+  const auto a = rng.filled<T>(blocks, C, C + 1);
+  const auto b = rng.filled<T>(1, C, C + 2);
+  const auto y = rng.filled<T>(block_rows, C * P, C * P + 1);
+  for (const bool out_is_x : {true, false}) {
+    CAPTURE(out_is_x);
+    auto buffer = rng.filled<T>(R, C * P, C * P + 2);
+    for (index r = 0; r < R; ++r)
+      for (index i = C * P; i < C * P + 2; ++i) buffer(r, i) = T(sentinel);
+    const auto before = buffer;
+    ref_matrix want(R, C * P);
+    for (index r = 0; r < R; ++r)
+      for (index i = 0; i < C * P; ++i) {
+        const index j = r / block_rows, c = i / P;
+        const real own = before(r, i), other = y(r % block_rows, i);
+        // out = 1.5·(a·own + b·other) + 0.5·own when out is x,
+        //       1.5·(a·other + b·own) + 0.5·own when out is y
+        want(r, i) = out_is_x ? real(T(1.5)) * (real(a(j, c)) * own + real(b(0, c)) * other) + real(T(0.5)) * own
+                              : real(T(1.5)) * (real(a(j, c)) * other + real(b(0, c)) * own) + real(T(0.5)) * own;
+      }
+    if (out_is_x)
+      cpu::channel_combine(T(1.5), a.cview(), buffer.cview(), b.cview(), y.cview(), {}, P, block_rows, T(0.5),
+                           buffer.view());
+    else
+      cpu::channel_combine(T(1.5), a.cview(), y.cview(), b.cview(), buffer.cview(), {}, P, block_rows, T(0.5),
+                           buffer.view());
+    CHECK(relative_error(buffer, want) <= tol<T>);
+    CHECK(buffer.padding_is(T(sentinel)));
+  }
+  // pixels = 1, block_rows = 1: elementwise a ⊙ x + b ⊙ y + c on k × C arrays, 1-row ones broadcast.
+  const index k = 3;
+  const auto u = rng.filled<T>(k, C, C + 1), v = rng.filled<T>(1, C, C + 2), w = rng.filled<T>(k, C, C + 3);
+  host_matrix<T> out(k, C, C + 1, T(sentinel));
+  cpu::channel_combine(T(-1), v.cview(), u.cview(), u.cview(), w.cview(), v.cview(), 1, 1, T(0), out.view());
+  ref_matrix want(k, C);
+  for (index j = 0; j < k; ++j)
+    for (index c = 0; c < C; ++c)
+      want(j, c) = -(real(v(0, c)) * real(u(j, c)) + real(u(j, c)) * real(w(j, c)) + real(v(0, c)));
+  CHECK(relative_error(out, want) <= tol<T>);
+  CHECK(out.padding_is(T(sentinel)));
+}
+
+TEST_CASE_TEMPLATE("inverse_sqrt: 1 / sqrt(x + shift), also in place", T, float, double) {
+  random_source rng(39);
+  const auto x = rng.filled<T>(3, 5, 7, 0, 4);  // NaN padding
+  for (const double shift : {1e-5, 0.5}) {
+    CAPTURE(shift);
+    host_matrix<T> out(3, 5, 6, T(sentinel));
+    cpu::inverse_sqrt(T(shift), x.cview(), out.view());
+    ref_matrix want(3, 5);
+    for (index r = 0; r < 3; ++r)
+      for (index c = 0; c < 5; ++c) want(r, c) = 1 / std::sqrt(real(x(r, c)) + real(T(shift)));
+    CHECK(relative_error(out, want) <= tol<T>);
+    CHECK(out.padding_is(T(sentinel)));
+    auto in_place = x;
+    cpu::inverse_sqrt(T(shift), in_place.cview(), in_place.view());
+    CHECK(relative_error(in_place, want) <= tol<T>);
+  }
+}
+
 TEST_CASE_TEMPLATE("all_finite detects NaN, +Inf and -Inf", T, float, double) {
   random_source rng(36);
   auto x = rng.values<T>(9, -1e30, 1e30);

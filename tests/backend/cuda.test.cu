@@ -1263,6 +1263,125 @@ TEST_CASE_TEMPLATE("pooling: max routing exact (ties, NaN, overlap, k blocks), a
 
 // ---- the hypergradient recurrence -------------------------------------------------------------
 
+// ---- channels ---------------------------------------------------------------------------------
+
+TEST_CASE_TEMPLATE("channel_sums: y absent, shared or per row; blocks of one row, of all rows, of directions", T,
+                   float, double) {
+  if (!have_device()) return;
+  random_source rng(351);
+  const index C = 5;
+  struct shape {
+    index blocks, block_rows, pixels;
+  };
+  // Segments longer than a thread block (20·30 terms), a single block, one block per row, P = 1.
+  for (const shape sh : {shape{3, 20, 30}, shape{1, 7, 4}, shape{6, 1, 9}, shape{2, 50, 1}}) {
+    const index R = sh.blocks * sh.block_rows, cols = C * sh.pixels;
+    const auto x = rng.filled<T>(R, cols, cols + 2);  // NaN padding
+    const auto shared = rng.filled<T>(sh.block_rows, cols, cols + 1);
+    const auto per_row = rng.filled<T>(R, cols, cols + 3);
+    const device_matrix<T> dx(x), dshared(shared), dper_row(per_row);
+    for (int which = 0; which < 3; ++which)
+      for (const auto& [alpha, beta] : {std::pair<double, double>{1, 0}, {-0.5, 0}, {2, 1}, {0.5, -3}}) {
+        CAPTURE(sh.blocks);
+        CAPTURE(sh.block_rows);
+        CAPTURE(sh.pixels);
+        CAPTURE(which);
+        CAPTURE(alpha);
+        auto out0 = output<T>(sh.blocks, C, 2);
+        if (beta != 0) rng.fill(out0);  // otherwise NaN: not read
+        auto want = out0;
+        const matrix_view<const T> none{};
+        const auto y_host = which == 0 ? none : which == 1 ? shared.cview() : per_row.cview();
+        const auto y_device = which == 0 ? none : which == 1 ? dshared.cview() : dper_row.cview();
+        cpu::channel_sums(T(alpha), x.cview(), y_host, sh.pixels, sh.block_rows, T(beta), want.view());
+        device_matrix<T> dout(out0);
+        cuda::channel_sums(T(alpha), dx.cview(), y_device, sh.pixels, sh.block_rows, T(beta), dout.view());
+        check_close(dout.to_host(), want, device_tol<T>);
+      }
+  }
+}
+
+TEST_CASE_TEMPLATE("channel_combine: coefficients per block or broadcast, operands shared or per row, in place", T,
+                   float, double) {
+  if (!have_device()) return;
+  random_source rng(352);
+  const index blocks = 3, block_rows = 4, R = blocks * block_rows, C = 3, P = 7, cols = C * P;
+  const auto x_rows = rng.filled<T>(R, cols, cols + 2), x_shared = rng.filled<T>(block_rows, cols, cols + 1);
+  const auto y_rows = rng.filled<T>(R, cols, cols + 1), y_shared = rng.filled<T>(block_rows, cols, cols + 3);
+  const auto per_block = rng.filled<T>(blocks, C, C + 2), per_block2 = rng.filled<T>(blocks, C, C + 1);
+  const auto broadcast = rng.filled<T>(1, C, C + 1);
+  const device_matrix<T> dx_rows(x_rows), dx_shared(x_shared), dy_rows(y_rows), dy_shared(y_shared);
+  const device_matrix<T> dper_block(per_block), dper_block2(per_block2), dbroadcast(broadcast);
+  struct terms {
+    const host_matrix<T>* a;
+    const device_matrix<T>* da;
+    const host_matrix<T>* x;
+    const device_matrix<T>* dx;
+    const host_matrix<T>* b;
+    const device_matrix<T>* db;
+    const host_matrix<T>* y;
+    const device_matrix<T>* dy;
+    const host_matrix<T>* c;
+    const device_matrix<T>* dc;
+  };
+  const terms cases[] = {
+      {&per_block, &dper_block, &x_rows, &dx_rows, &broadcast, &dbroadcast, &y_shared, &dy_shared, &per_block2,
+       &dper_block2},
+      {&broadcast, &dbroadcast, &x_shared, &dx_shared, &per_block, &dper_block, &y_rows, &dy_rows, nullptr, nullptr},
+      {nullptr, nullptr, &x_rows, &dx_rows, nullptr, nullptr, nullptr, nullptr, &broadcast, &dbroadcast},
+      {nullptr, nullptr, nullptr, nullptr, &per_block2, &dper_block2, &y_shared, &dy_shared, nullptr, nullptr},
+  };
+  const auto host = [](const host_matrix<T>* m) { return m == nullptr ? matrix_view<const T>{} : m->cview(); };
+  const auto device = [](const device_matrix<T>* m) { return m == nullptr ? matrix_view<const T>{} : m->cview(); };
+  for (std::size_t t = 0; t < std::size(cases); ++t)
+    for (const auto& [alpha, beta] : {std::pair<double, double>{1, 0}, {-2, 0}, {0.5, -0.75}}) {
+      CAPTURE(t);
+      CAPTURE(alpha);
+      CAPTURE(beta);
+      const terms& k = cases[t];
+      auto out0 = output<T>(R, cols, 2);
+      if (beta != 0) rng.fill(out0);
+      auto want = out0;
+      cpu::channel_combine(T(alpha), host(k.a), host(k.x), host(k.b), host(k.y), host(k.c), P, block_rows, T(beta),
+                           want.view());
+      device_matrix<T> dout(out0);
+      cuda::channel_combine(T(alpha), device(k.da), device(k.dx), device(k.db), device(k.dy), device(k.dc), P,
+                            block_rows, T(beta), dout.view());
+      check_close(dout.to_host(), want, device_tol<T>);
+    }
+  // In place: out is x, each element read before it is written.
+  auto buffer = rng.filled<T>(R, cols, cols + 2);
+  auto want = buffer;
+  cpu::channel_combine(T(1.5), per_block.cview(), want.cview(), broadcast.cview(), y_shared.cview(), {}, P, block_rows,
+                       T(0.5), want.view());
+  device_matrix<T> dbuffer(buffer);
+  cuda::channel_combine(T(1.5), dper_block.cview(), dbuffer.cview(), dbroadcast.cview(), dy_shared.cview(), {}, P,
+                        block_rows, T(0.5), dbuffer.view());
+  check_close(dbuffer.to_host(), want, device_tol<T>);
+}
+
+TEST_CASE_TEMPLATE("inverse_sqrt: 1 / sqrt(x + shift), also in place", T, float, double) {
+  if (!have_device()) return;
+  random_source rng(353);
+  const auto x = rng.filled<T>(3, 70, 71, 0, 4);  // NaN padding
+  const device_matrix<T> dx(x);
+  for (const double shift : {1e-5, 0.5}) {
+    const auto out0 = output<T>(3, 70, 2);
+    auto want = out0;
+    cpu::inverse_sqrt(T(shift), x.cview(), want.view());
+    device_matrix<T> dout(out0);
+    cuda::inverse_sqrt(T(shift), dx.cview(), dout.view());
+    check_close(dout.to_host(), want, device_tol<T>);
+    device_matrix<T> in_place(x);
+    cuda::inverse_sqrt(T(shift), in_place.cview(), in_place.view());
+    check_close(in_place.to_host(), [&] {
+      auto w = x;
+      cpu::inverse_sqrt(T(shift), w.cview(), w.view());
+      return w;
+    }(), device_tol<T>);
+  }
+}
+
 TEST_CASE_TEMPLATE("hypergradient_update: with and without hv, rows null or < 0; a NaN or Inf is reported", T, float,
                    double) {
   if (!have_device()) return;

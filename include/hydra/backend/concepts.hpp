@@ -91,6 +91,16 @@ concept BackendImages = requires(const conv_geometry& cg, const pool_geometry& p
   B::avg_pool_backward(pg, ca, m);
 };
 
+/// Per-channel arithmetic on images stored R × (C·P) (C channels of P pixels per row, rows in
+/// blocks of block_rows, one block per direction of a batched pass): channel sums of products,
+/// per-channel affine combinations, and an elementwise 1/√(x + shift) (batch normalisation).
+template <class B, class T>
+concept BackendChannels = requires(T a, matrix_view<const T> ca, matrix_view<T> m, index n) {
+  B::channel_sums(a, ca, ca, n, n, a, m);
+  B::channel_combine(a, ca, ca, ca, ca, ca, n, n, a, m);
+  B::inverse_sqrt(a, ca, m);
+};
+
 /// The loss kernels: softmax cross-entropy and squared error with their derivatives, accuracy.
 template <class B, class T>
 concept BackendLosses = requires(matrix_view<const T> c, matrix_view<T> m, const label_type* y, vector_view<T> x,
@@ -117,7 +127,7 @@ namespace detail {
 template <class B, class T>
 concept backend_operations = BackendStorage<B, T> && BackendBlas<B, T> && BackendReductions<B, T> &&
                              BackendElementwise<B, T> && BackendRecurrence<B, T> && BackendImages<B, T> &&
-                             BackendLosses<B, T>;
+                             BackendChannels<B, T> && BackendLosses<B, T>;
 } // namespace detail
 
 /// A Backend owns memory (`buffer<T>`) and provides the operation set of docs/backend.md for
@@ -152,6 +162,9 @@ consteval bool check_backend() {
   static_assert(BackendImages<B, float> && BackendImages<B, double>,
                 "hydra: a backend must provide im2col, col2im, swap_leading_axes and the pooling kernels of "
                 "docs/backend.md (hydra::BackendImages).");
+  static_assert(BackendChannels<B, float> && BackendChannels<B, double>,
+                "hydra: a backend must provide channel_sums, channel_combine and inverse_sqrt of docs/backend.md "
+                "(hydra::BackendChannels; batch normalisation uses them).");
   static_assert(BackendLosses<B, float> && BackendLosses<B, double>,
                 "hydra: a backend must provide the loss kernels of docs/backend.md (hydra::BackendLosses).");
   return true;

@@ -356,6 +356,87 @@ struct cpu {
       }
   }
 
+  // ---- channels ----------------------------------------------------------------------------
+  // Images stored R × (C·P): each row C channels of P pixels, the rows in R / block_rows blocks of
+  // block_rows rows (block j = direction j of a batched pass, or all rows for block_rows = R). A
+  // "shared" operand has block_rows rows and serves every block (row r' = r mod block_rows); a
+  // coefficient matrix has one row per block, or one row for all blocks.
+
+  /// out(j, c) = alpha·Σ_{r in block j} Σ_p x[r, c·P + p]·y[r', c·P + p] + beta·out(j, c), with
+  /// y empty (factor 1), shared or of x's rows (r' = r). x has out.rows·block_rows rows and
+  /// out.cols·pixels columns. With beta == 0, out is not read.
+  template <class T>
+  static void channel_sums(T alpha, cmatrix<T> x, cmatrix<T> y, index pixels, index block_rows, T beta,
+                           matrix_view<T> out) {
+    assert(pixels > 0 && block_rows > 0 && x.rows == out.rows * block_rows && x.cols == out.cols * pixels);
+    assert(y.empty() || (y.cols == x.cols && (y.rows == block_rows || y.rows == x.rows)));
+    const index channels = out.cols;
+    Vec<T> acc(channels);
+    for (index j = 0; j < out.rows; ++j) {
+      acc.setZero();
+      for (index i = 0; i < block_rows; ++i) {
+        const index r = j * block_rows + i;
+        const T* xr = x.row(r);
+        if (y.empty()) {
+          for (index c = 0; c < channels; ++c) acc[c] += Eigen::Map<const Vec<T>>(xr + c * pixels, pixels).sum();
+        } else {
+          const T* yr = y.row(y.rows == x.rows ? r : i);
+          for (index c = 0; c < channels; ++c) {
+            const auto xc = Eigen::Map<const Vec<T>>(xr + c * pixels, pixels);
+            acc[c] += xc.dot(Eigen::Map<const Vec<T>>(yr + c * pixels, pixels));
+          }
+        }
+      }
+      auto o = map(out.row_block(j, 1)).row(0);
+      if (beta == T(0)) o = alpha * acc.transpose();
+      else o = alpha * acc.transpose() + beta * o;
+    }
+  }
+
+  /// out[r, c·P + p] = alpha·(a(j, c)·x[r', c·P + p] + b(j, c)·y[r'', c·P + p] + c(j, c))
+  ///                   + beta·out[r, c·P + p],  j = r / block_rows,
+  /// where x and y are each empty (the term is dropped), shared, or of out's rows; a, b, c are each
+  /// 1 × C (every block) or (out.rows / block_rows) × C; an empty a or b is 1, an empty c is 0.
+  /// With beta == 0, out is not read. out may be the same view as x or y when that has out's rows.
+  template <class T>
+  static void channel_combine(T alpha, cmatrix<T> a, cmatrix<T> x, cmatrix<T> b, cmatrix<T> y, cmatrix<T> c,
+                              index pixels, index block_rows, T beta, matrix_view<T> out) {
+    assert(pixels > 0 && block_rows > 0 && out.rows % block_rows == 0 && out.cols % pixels == 0);
+    const index channels = out.cols / pixels;
+    const bool has_x = !x.empty(), has_y = !y.empty(), has_c = !c.empty();
+    assert(!has_x || (x.cols == out.cols && (x.rows == block_rows || x.rows == out.rows)));
+    assert(!has_y || (y.cols == out.cols && (y.rows == block_rows || y.rows == out.rows)));
+    const auto coefficient = [&](cmatrix<T> m, index j, index ch, T otherwise) {
+      return m.empty() ? otherwise : m.row(m.rows == 1 ? 0 : j)[ch];
+    };
+    for (index r = 0; r < out.rows; ++r) {
+      const index j = r / block_rows;
+      const T* xr = has_x ? x.row(x.rows == out.rows ? r : r % block_rows) : nullptr;
+      const T* yr = has_y ? y.row(y.rows == out.rows ? r : r % block_rows) : nullptr;
+      T* o = out.row(r);
+      for (index ch = 0; ch < channels; ++ch) {
+        const T ax = alpha * coefficient(a, j, ch, T(1)), by = alpha * coefficient(b, j, ch, T(1));
+        const T cc = has_c ? alpha * coefficient(c, j, ch, T(0)) : T(0);
+        const index first = ch * pixels;
+        // One pass per element: out may alias x or y, so each is read before out is written.
+        for (index p = first; p < first + pixels; ++p) {
+          T v = cc;
+          if (has_x) v += ax * xr[p];
+          if (has_y) v += by * yr[p];
+          o[p] = beta == T(0) ? v : v + beta * o[p];
+        }
+      }
+    }
+  }
+
+  /// out = 1/√(x + shift) elementwise (equal shapes; out may be x).
+  template <class T>
+  static void inverse_sqrt(T shift, cmatrix<T> x, matrix_view<T> out) {
+    assert(x.rows == out.rows && x.cols == out.cols);
+    for (index r = 0; r < out.rows; ++r)
+      for (index j = 0; j < out.cols; ++j) out.row(r)[j] = T(1) / std::sqrt(x.row(r)[j] + shift);
+  }
+
 private:
   /// The outputs o in [lo, hi) ⊆ [0, count) whose input o·stride − shift lies in [0, size): with
   /// shift = padding − kernel offset, the rows (or columns) of an im2col row that read the image.

@@ -13,6 +13,7 @@
 
 #include "hydra/backend/concepts.hpp"
 #include "hydra/backend/detail/owning_buffer.hpp"
+#include "hydra/backend/cuda/channels.cuh"
 #include "hydra/backend/cuda/context.cuh"
 #include "hydra/backend/cuda/element.cuh"
 #include "hydra/backend/cuda/launch.cuh"
@@ -267,6 +268,62 @@ struct cuda {
            d_x.row(r)[at] = detail::cuda::avg_pool_gather(g, d_y.row(r) + c * pooled, at - c * image);
          },
          "avg_pool_backward");
+  }
+
+  // ---- channels (docs/backend.md: images R × (C·P), rows in blocks of block_rows) ---------------
+  /// out(j, c) = alpha·Σ_{r in block j} Σ_p x[r, c·P + p]·y[r', c·P + p] + beta·out(j, c): one
+  /// thread block per (j, c), a fixed reduction tree (deterministic). With beta == 0, out is not read.
+  template <class T>
+  static void channel_sums(T alpha, cmatrix<T> x, cmatrix<T> y, index pixels, index block_rows, T beta,
+                           matrix_view<T> out) {
+    const index channels = out.cols;
+    const bool has_y = !y.empty(), shared_y = has_y && y.rows != x.rows;
+    detail::cuda::segment_sums<T>(
+        out.rows * channels, block_rows * pixels,
+        [=] HYDRA_CUDA_LAMBDA(index s, index i) -> T {
+          const index j = s / channels, c = s - j * channels, row = i / pixels;
+          const index at = c * pixels + (i - row * pixels);
+          const T v = x.row(j * block_rows + row)[at];
+          return has_y ? v * y.row(shared_y ? row : j * block_rows + row)[at] : v;
+        },
+        [=] HYDRA_CUDA_LAMBDA(index s, T sum) {
+          const index j = s / channels;
+          T& o = out.row(j)[s - j * channels];
+          o = beta == T(0) ? alpha * sum : alpha * sum + beta * o;
+        },
+        "channel_sums");
+  }
+  /// out[r, c·P + p] = alpha·(a(j, c)·x[r', ·] + b(j, c)·y[r'', ·] + c(j, c)) + beta·out[r, ·],
+  /// j = r / block_rows; one thread per element (each reads its own x, y before writing out, so out
+  /// may be x or y).
+  template <class T>
+  static void channel_combine(T alpha, cmatrix<T> a, cmatrix<T> x, cmatrix<T> b, cmatrix<T> y, cmatrix<T> c,
+                              index pixels, index block_rows, T beta, matrix_view<T> out) {
+    const bool has_a = !a.empty(), has_b = !b.empty(), has_c = !c.empty(), has_x = !x.empty(), has_y = !y.empty();
+    const bool shared_x = has_x && x.rows != out.rows, shared_y = has_y && y.rows != out.rows;
+    each(out.rows, out.cols,
+         [=] HYDRA_CUDA_LAMBDA(index r, index col) {
+           const index j = r / block_rows, ch = col / pixels;
+           T v = has_c ? alpha * c.row(c.rows == 1 ? 0 : j)[ch] : T(0);
+           if (has_x) {
+             const T ax = alpha * (has_a ? a.row(a.rows == 1 ? 0 : j)[ch] : T(1));
+             v += ax * x.row(shared_x ? r % block_rows : r)[col];
+           }
+           if (has_y) {
+             const T by = alpha * (has_b ? b.row(b.rows == 1 ? 0 : j)[ch] : T(1));
+             v += by * y.row(shared_y ? r % block_rows : r)[col];
+           }
+           T& o = out.row(r)[col];
+           o = beta == T(0) ? v : v + beta * o;
+         },
+         "channel_combine");
+  }
+  /// out = 1/√(x + shift) elementwise (out may be x).
+  template <class T>
+  static void inverse_sqrt(T shift, cmatrix<T> x, matrix_view<T> out) {
+    each(out.rows, out.cols,
+         [=] HYDRA_CUDA_LAMBDA(index r, index j) { out.row(r)[j] = T(1) / ::sqrt(x.row(r)[j] + shift); },
+         "inverse_sqrt");
   }
 
   // ---- the hypergradient recurrence ----------------------------------------------------------
