@@ -3,7 +3,8 @@
 //
 //   core/      index, views, owning containers, errors, the checkpoint archive format
 //   backend/   the operation set (Backend concept) and hydra::cpu on Eigen
-//   nn/        layers (dense, convolution, pooling), losses, Sequential, ready models incl. LeNet5
+//   nn/        layers (dense, convolution, pooling, batch norm), composites (Chain, Residual,
+//              DenseBlock), losses, Sequential/Network, ready models: LeNet5, DenseNet40, MobileNetV2
 //              (Layer, Loss, Model concepts)
 //   optim/     SGD and learning-rate schedules (Optimizer, LearningRateSchedule concepts)
 //   data/      datasets, IDX / NPY / CIFAR-10 readers, batch orders (Dataset concept)
@@ -37,12 +38,20 @@
 #include "hydra/influence/influence.hpp"
 #include "hydra/metrics/metrics.hpp"
 #include "hydra/nn/activation.hpp"
+#include "hydra/nn/any_layer.hpp"
+#include "hydra/nn/batch_norm.hpp"
+#include "hydra/nn/batch_norm_state.hpp"
+#include "hydra/nn/blocks.hpp"
+#include "hydra/nn/chain.hpp"
 #include "hydra/nn/concepts.hpp"
 #include "hydra/nn/conv2d.hpp"
 #include "hydra/nn/dense.hpp"
+#include "hydra/nn/densenet.hpp"
+#include "hydra/nn/dynamic_network.hpp"
 #include "hydra/nn/flatten.hpp"
 #include "hydra/nn/lenet.hpp"
 #include "hydra/nn/loss.hpp"
+#include "hydra/nn/mobilenet.hpp"
 #include "hydra/nn/model_spec.hpp"
 #include "hydra/nn/models.hpp"
 #include "hydra/nn/pooling.hpp"

@@ -39,6 +39,10 @@ TEST_CASE("every family of the registry parses its own name and builds its model
   CHECK(parameters("softmax:3,4") == 3 * 4 + 4);  // Dense layers: in·out + out
   CHECK(parameters("mlp:4,8,3:tanh") == 4 * 8 + 8 + 8 * 3 + 3);
   CHECK(parameters("lenet5") == 61706);
+  CHECK(parameters("densenet40") == 176122);
+  CHECK(parameters("mobilenetv2") == 2236682);
+  CHECK(parse_model_spec("densenet40").sample_shape == std::vector<index>{3, 32, 32});
+  CHECK(parse_model_spec("mobilenetv2").outputs == 10);
   index rows = 0;
   for_each_model_family([&](const auto& family) {
     CAPTURE(family.name);
@@ -54,7 +58,7 @@ TEST_CASE("every family of the registry parses its own name and builds its model
       CHECK(parse_model_spec(bare).family == family.name);
     }
   });
-  CHECK(rows == 3);
+  CHECK(rows == 5);
   model_spec nameless;
   nameless.family = "transformer";
   auto build = [&] { return with_model<float, cpu>(nameless, [](auto& model) { return model.parameter_count(); }); };
@@ -64,7 +68,8 @@ TEST_CASE("every family of the registry parses its own name and builds its model
 TEST_CASE("bad model specs name the problem") {
   CHECK_THROWS_WITH_AS(parse_model_spec("lenet"), doctest::Contains("unknown model spec 'lenet': expected softmax:D,C"),
                        invalid_argument);
-  CHECK_THROWS_WITH_AS(parse_model_spec("lenet6"), doctest::Contains("or lenet5"), invalid_argument);
+  CHECK_THROWS_WITH_AS(parse_model_spec("lenet6"), doctest::Contains(", lenet5, densenet40 or mobilenetv2"),
+                       invalid_argument);
   CHECK_THROWS_WITH_AS(parse_model_spec("cnn:1,2"), doctest::Contains("unknown model spec 'cnn:1,2'"), invalid_argument);
   CHECK_THROWS_WITH_AS(parse_model_spec("softmax:784"), doctest::Contains("exactly D,C"), invalid_argument);
   CHECK_THROWS_WITH_AS(parse_model_spec("mlp:784,10"), doctest::Contains("at least one hidden width"), invalid_argument);
@@ -83,7 +88,8 @@ TEST_CASE("bad model specs name the problem") {
   CHECK_NOTHROW(parse_model_spec("softmax:1,4611686018427387903"));  // 2·(2^62 − 1) = 2^63 − 2
   CHECK_THROWS_WITH_AS(parse_model_spec("lenet5:1"),
                        doctest::Contains("unknown model spec 'lenet5:1': expected softmax:D,C, "
-                                         "mlp:D,H1[,H2,...],C[:relu|relu6|tanh|sigmoid] or lenet5"),
+                                         "mlp:D,H1[,H2,...],C[:relu|relu6|tanh|sigmoid], lenet5, densenet40 or "
+                                         "mobilenetv2"),
                        invalid_argument);
 }
 

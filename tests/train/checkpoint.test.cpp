@@ -397,7 +397,7 @@ TEST_CASE("a checkpoint holds the documented sections in the documented order") 
   const auto n = static_cast<std::size_t>(run.model.parameter_count());
   archive_reader in(checkpoint_path(dir.path()));
   CHECK(in.read_string("format") == "hydra.trainer.checkpoint");
-  CHECK(in.read_value<std::uint32_t>("version") == 1);
+  CHECK(in.read_value<std::uint32_t>("version") == 2);
   CHECK(in.read_value<std::int64_t>("steps_done") == 12);
   CHECK(in.read_value<std::int64_t>("batch_order.steps") == 30);
   CHECK(in.read_value<std::int64_t>("batch_order.batch_size") == 8);
@@ -410,6 +410,8 @@ TEST_CASE("a checkpoint holds the documented sections in the documented order") 
   CHECK(in.read_value<float>("optimizer.momentum") == 0.9f);
   CHECK(in.read_value<float>("optimizer.weight_decay") == 1e-3f);
   CHECK(same_bits(in.read_vector<float>("optimizer.velocity", n), run.velocity()));
+  CHECK(in.read_value<std::int64_t>("model.buffer_count") == 0);  // no batch norms in an Mlp
+  CHECK(in.read_vector<float>("model.buffers", 1).empty());
   const auto s = load_schedule_state(in);
   CHECK(same_state(s, run.schedule.state()));
   CHECK(s.steps_completed == 12);

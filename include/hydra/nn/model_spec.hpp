@@ -18,7 +18,9 @@
 
 #include "hydra/core/error.hpp"
 #include "hydra/core/types.hpp"
+#include "hydra/nn/densenet.hpp"
 #include "hydra/nn/lenet.hpp"
+#include "hydra/nn/mobilenet.hpp"
 #include "hydra/nn/models.hpp"
 
 namespace hydra {
@@ -124,6 +126,14 @@ inline model_spec parse_lenet5(std::string_view, const std::string&) {
   return result;
 }
 
+inline model_spec parse_cifar10_network(std::string_view, const std::string&) {
+  model_spec result;
+  result.sample_shape = {3, 32, 32};
+  result.inputs = 3 * 32 * 32;
+  result.outputs = 10;
+  return result;
+}
+
 // The families' builds, named so that the rows below can name their types: Clang before 17 cannot
 // deduce a template argument from a designated initializer (aggregate CTAD, P1816).
 inline constexpr auto build_softmax = []<class T, class B>(model_types<T, B>, const model_spec& s) {
@@ -134,6 +144,12 @@ inline constexpr auto build_mlp = []<class T, class B>(model_types<T, B>, const 
 };
 inline constexpr auto build_lenet5 = []<class T, class B>(model_types<T, B>, const model_spec&) {
   return LeNet5<T, B>();
+};
+inline constexpr auto build_densenet40 = []<class T, class B>(model_types<T, B>, const model_spec&) {
+  return DenseNet40<T, B>();
+};
+inline constexpr auto build_mobilenetv2 = []<class T, class B>(model_types<T, B>, const model_spec&) {
+  return MobileNetV2<T, B>();
 };
 } // namespace detail
 
@@ -157,6 +173,18 @@ inline constexpr std::tuple model_families{
         .description = "the paper's LeNet-5: N x 1 x 28 x 28 inputs, 10 classes",
         .parse = detail::parse_lenet5,
         .build = detail::build_lenet5},
+    model_family<decltype(detail::build_densenet40)>{
+        .name = "densenet40",
+        .syntax = "densenet40",
+        .description = "the paper's DenseNet-BC-40 (growth 12): N x 3 x 32 x 32 inputs, 10 classes, 39 batch norms",
+        .parse = detail::parse_cifar10_network,
+        .build = detail::build_densenet40},
+    model_family<decltype(detail::build_mobilenetv2)>{
+        .name = "mobilenetv2",
+        .syntax = "mobilenetv2",
+        .description = "torchvision's MobileNetV2 (width 1.0): N x 3 x 32 x 32 inputs, 10 classes, 52 batch norms",
+        .parse = detail::parse_cifar10_network,
+        .build = detail::build_mobilenetv2},
 };
 
 /// Calls f(row) for every row of model_families, in the table's order.
@@ -165,7 +193,7 @@ constexpr void for_each_model_family(F&& f) {
   std::apply([&](const auto&... row) { (f(row), ...); }, model_families);
 }
 
-/// Every family's syntax, "softmax:D,C, mlp:D,H1[,H2,...],C[:relu|relu6|tanh|sigmoid] or lenet5".
+/// Every family's syntax, "softmax:D,C, mlp:…, lenet5, densenet40 or mobilenetv2".
 [[nodiscard]] inline std::string model_spec_syntaxes() {
   constexpr std::size_t count = std::tuple_size_v<std::remove_cvref_t<decltype(model_families)>>;
   std::string text;

@@ -175,7 +175,7 @@ inline void save_schedule_state(archive_writer& out, const schedule_state& s) {
 namespace detail::checkpoint {
 
 inline constexpr const char* checkpoint_format = "hydra.trainer.checkpoint";
-inline constexpr std::uint32_t checkpoint_version = 1;
+inline constexpr std::uint32_t checkpoint_version = 2;  // 2: the model's buffers (batch norms)
 
 /// Whether a run writes checkpoints; throws before the first step when they are asked for but
 /// impossible (a type without the state to save, an every_steps < 0, a directory that cannot be
@@ -310,7 +310,8 @@ void load_callback(archive_reader& in, C& c, std::int64_t& k) {
 /// the new checkpoint, which a power loss might undo.
 template <Scalar T, class B, class State, class O, class S, class... Callbacks>
 void save_checkpoint(const std::filesystem::path& file, const State& state, vector_view<const T> w,
-                     const O& optimizer, const S& schedule, const batch_order& order, const Callbacks&... callbacks) {
+                     std::span<const T> buffers, const O& optimizer, const S& schedule, const batch_order& order,
+                     const Callbacks&... callbacks) {
   const index n = w.size;
   const vector_view<const T> velocity = optimizer.velocity();
   if (velocity.size != n)
@@ -344,6 +345,8 @@ void save_checkpoint(const std::filesystem::path& file, const State& state, vect
     out.write_value<T>("optimizer.weight_decay", static_cast<T>(optimizer.weight_decay()));
     B::copy_to_host(velocity.data, n, host.data());
     out.write<T>("optimizer.velocity", host);
+    out.write_value<std::int64_t>("model.buffer_count", static_cast<std::int64_t>(buffers.size()));
+    out.write<T>("model.buffers", buffers);
     save_schedule_state(out, schedule.state());
     out.write_value<double>("epoch.loss_sum", state.loss_sum);
     out.write_value<std::int64_t>("epoch.steps", state.epoch_steps);
@@ -388,8 +391,8 @@ void load_rest(archive_reader& in, State& state, const batch_order& order, Callb
 /// (checksum included) is verified before anything is restored; then the schedule (undone if a
 /// later check fails), the callbacks in pack order, and last w and the optimizer.
 template <Scalar T, class B, class State, class O, class S, class... Callbacks>
-State load_checkpoint(const std::filesystem::path& file, vector_view<T> w, O& optimizer, S& schedule,
-                      const batch_order& order, Callbacks&... callbacks) {
+State load_checkpoint(const std::filesystem::path& file, vector_view<T> w, std::vector<T>& buffers, O& optimizer,
+                      S& schedule, const batch_order& order, Callbacks&... callbacks) {
   archive_reader::verify(file);
   archive_reader in(file);
   const auto bad = [&](const std::string& what) {
@@ -423,6 +426,12 @@ State load_checkpoint(const std::filesystem::path& file, vector_view<T> w, O& op
   check_constant(in, "optimizer.weight_decay", static_cast<T>(optimizer.weight_decay()));
   std::vector<T> velocity(static_cast<std::size_t>(n));
   in.read<T>("optimizer.velocity", velocity);
+  const auto stored_buffers = in.read_value<std::int64_t>("model.buffer_count");
+  if (stored_buffers != static_cast<std::int64_t>(buffers.size()))
+    throw shape_error(detail::checkpoint::mismatch(file, "model.buffer_count", std::to_string(stored_buffers),
+                                                   std::to_string(buffers.size()) + " (the model's batch norms')"));
+  std::vector<T> stored(buffers.size());
+  in.read<T>("model.buffers", stored);
   // The schedule's restore() is the check that the state fits it (kind, counters); undone below
   // if anything after it fails.
   const schedule_state previous = schedule.state();
@@ -438,6 +447,7 @@ State load_checkpoint(const std::filesystem::path& file, vector_view<T> w, O& op
   const auto v = vector<T, B>::from_host(velocity);
   optimizer.set_velocity(v.view());
   B::copy_from_host(parameters.data(), n, w.data);
+  buffers = std::move(stored);
   return state;
 }
 

@@ -19,6 +19,7 @@
 #include "hydra/core/tensor.hpp"
 #include "hydra/data/batch_order.hpp"
 #include "hydra/data/dataset.hpp"
+#include "hydra/nn/batch_norm_state.hpp"
 #include "hydra/nn/concepts.hpp"
 #include "hydra/optim/concepts.hpp"
 #include "hydra/train/batch.hpp"
@@ -127,8 +128,10 @@ public:
       check_run("resume", w, train, order, validation);
       const bool checkpointing =
           detail::checkpoint::prepare_checkpoints<checkpointable>(options_.checkpoint, schedule_, "resume");
-      run_state state = detail::checkpoint::load_checkpoint<T, B, run_state>(checkpoint_path(directory), w, optimizer_,
-                                                                              schedule_, order, callbacks...);
+      auto buffers = model_buffers(model_);  // the model's size; the checkpoint's values replace them
+      run_state state = detail::checkpoint::load_checkpoint<T, B, run_state>(checkpoint_path(directory), w, buffers,
+                                                                              optimizer_, schedule_, order, callbacks...);
+      set_model_buffers(model_, std::span<const T>(buffers));
       run(state, checkpointing, w, train, order, validation, callbacks...);
       return std::move(state.history);
     } else {
@@ -137,8 +140,10 @@ public:
   }
 
   /// Mean loss and accuracy of parameters w over a whole data set, in batches.
+  /// Batch norms use their running statistics here (PyTorch's eval mode).
   evaluation evaluate(vector_view<const T> w, const dataset<T>& data) {
     check_compatible(data, "evaluation set");
+    batch_norm_scope<M> evaluation_mode(model_, batch_norm_statistics::running);
     evaluation result;
     const index n = data.size();
     matrix<T, B> outputs;
@@ -171,6 +176,15 @@ private:
     std::vector<epoch_report> history;
   };
 
+  /// The step's mean gradient on the loaded batch, as PyTorch's train mode computes it: batch
+  /// norms on batch statistics, then their running estimates updated once.
+  T training_gradient(vector_view<const T> w, vector_view<T> gradient) {
+    batch_norm_scope<M> training_mode(model_, batch_norm_statistics::batch);
+    const T value = model_.gradient(w, batch_.features(), batch_.targets(), loss_, gradient);
+    training_mode.update_running_statistics();
+    return value;
+  }
+
   /// The step loop of fit() and resume(), from step state.steps_done to the end of `order`.
   template <class... Callbacks>
   void run(run_state& state, bool checkpointing, vector_view<T> w, const dataset<T>& train, const batch_order& order,
@@ -187,7 +201,7 @@ private:
       const auto indices = order.batch(t);
       batch_.load(train, indices);
       const T eta = static_cast<T>(schedule_.learning_rate());
-      const T value = model_.gradient(std::as_const(w), batch_.features(), batch_.targets(), loss_, gradient.view());
+      const T value = training_gradient(std::as_const(w), gradient.view());
       if (!std::isfinite(value) || static_cast<double>(value) > options_.max_loss)
         diverged(std::as_const(w), indices, t, order.epoch_of(t), static_cast<double>(value));
       step_context<T, B> ctx{t,     order.epoch_of(t),    indices, eta, std::as_const(w), batch_.features(),
@@ -233,7 +247,8 @@ private:
           state.epoch_seconds =
               epoch_ends ? 0.0 : std::chrono::duration<double>(std::chrono::steady_clock::now() - epoch_start).count();
           detail::checkpoint::save_checkpoint<T, B>(checkpoint_path(options_.checkpoint.directory), state,
-                                                    std::as_const(w), optimizer_, schedule_, order,
+                                                    std::as_const(w), std::span<const T>(model_buffers(model_)),
+                                                    optimizer_, schedule_, order,
                                                     std::as_const(callbacks)...);
         }
       }
@@ -257,7 +272,10 @@ private:
                              double value) {
     matrix<T, B> outputs(batch_.size(), model_.output_size());
     vector<T, B> losses(batch_.size());
-    model_.forward(w, batch_.features(), outputs.view());
+    {
+      batch_norm_scope<M> training_mode(model_, batch_norm_statistics::batch);  // the step's losses
+      model_.forward(w, batch_.features(), outputs.view());
+    }
     loss_.values(std::as_const(outputs).view(), batch_.targets(), losses.view());
     const auto host = std::as_const(losses).to_host();
     std::size_t worst = 0;
