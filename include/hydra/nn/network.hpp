@@ -335,6 +335,7 @@ private:
     B::copy(std::as_const(delta_[0]).view(), seed_.view());
     B::fill(T(0), grads);
     for (index b = 0; b < x.rows; ++b) {
+      delta_[0].resize(x.rows, output_size_);  // the previous pass's ping-pong left another width in it
       B::fill(T(0), delta_[0].view());
       B::copy(std::as_const(seed_).view().row_block(b, 1), delta_[0].view().row_block(b, 1));
       T* row = grads.data + b * grads.stride;
