@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "hydra/backend/cpu.hpp"
+#include "hydra/attribution/ground_truth.hpp"
 #include "hydra/hypergradient/tracker.hpp"
 #include "hydra/nn/activation.hpp"
 #include "hydra/nn/batch_norm.hpp"
@@ -25,6 +26,7 @@
 #include "hypergradient/retraining.hpp"  // sgd_run
 #include "support/classification_data.hpp"
 #include "support/finite_difference.hpp"
+#include "support/messages.hpp"
 
 namespace hydra::test {
 namespace {
@@ -143,6 +145,21 @@ TEST_CASE("Exact hypergradients through batch statistics equal finite difference
   const double difference = relative_error(approximate, exact);
   MESSAGE("running-statistics Exact vs batch-statistics Exact, relative difference: " << difference);
   CHECK(difference > 1e-3);
+}
+
+TEST_CASE("the leave-one-out replay refuses a model with batch norms rather than replay it wrongly") {
+  const auto data = classification_data(8, 16, 3, 2);
+  const auto order = batch_order::shuffled(8, 4, 1, 3);
+  auto model = small_batch_norm_net();
+  SoftmaxCrossEntropy<double> loss;
+  std::vector<double> w0(static_cast<std::size_t>(model.parameter_count()), 0.1);
+  const std::vector<double> rates(static_cast<std::size_t>(order.steps()), 0.1);
+  const sgd_replay run{rates, {}};
+  CHECK(contains(message_of<invalid_argument>([&] {
+                   (void)replay_sgd(model, loss, data, order,
+                                    vector_view<const double>(w0.data(), model.parameter_count()), run);
+                 }),
+                 "replay_sgd: the model has batch norms or dropout"));
 }
 
 } // namespace hydra::test

@@ -13,6 +13,7 @@
 #include "hydra/core/error.hpp"
 #include "hydra/core/tensor.hpp"
 #include "hydra/data/dataset.hpp"
+#include "hydra/nn/batch_norm_state.hpp"
 #include "hydra/nn/concepts.hpp"
 #include "hydra/train/batch.hpp"
 
@@ -58,7 +59,9 @@ template <class B, Scalar T>
 }
 
 /// C (n × M) for every test point of `test`, computing the test gradients ∇ℓ(x_j, y_j; w) in
-/// chunks of `chunk` points so that only chunk × |w| of them are held at once.
+/// chunks of `chunk` points so that only chunk × |w| of them are held at once. Batch norms use
+/// their running estimates here, as a test prediction does (PyTorch's eval mode): a test point's
+/// gradient must not depend on the other test points of its chunk.
 template <class M, class L>
 [[nodiscard]] matrix<typename M::scalar_type, typename M::backend_type>
 test_contributions(M& model, L& loss, vector_view<const typename M::scalar_type> w,
@@ -70,6 +73,7 @@ test_contributions(M& model, L& loss, vector_view<const typename M::scalar_type>
   matrix<T, B> out(hypergradients.rows, test.size());
   matrix<T, B> gradients;
   device_batch<T, B> batch;
+  batch_norm_scope<M> evaluation_mode(model, batch_norm_statistics::running);
   for_each_chunk(test, chunk, batch, [&](index first, index count) {
     gradients.resize(count, model.parameter_count());
     model.per_sample_gradients(w, batch.features(), batch.targets(), loss, gradients.view());

@@ -27,6 +27,7 @@
 #include "hydra/data/batch_order.hpp"
 #include "hydra/data/dataset.hpp"
 #include "hydra/nn/concepts.hpp"
+#include "hydra/nn/training_mode.hpp"
 #include "hydra/optim/sgd.hpp"
 #include "hydra/train/batch.hpp"
 
@@ -70,6 +71,10 @@ replay_sgd(M& model, L& loss, const dataset<typename M::scalar_type>& train, con
   if (static_cast<index>(run.learning_rates.size()) != order.steps())
     throw invalid_argument("replay_sgd: " + std::to_string(run.learning_rates.size()) + " learning rates for " +
                            std::to_string(order.steps()) + " steps of the batch order");
+  if (batch_norm_count(model) > 0 || dropout_count(model) > 0)
+    throw invalid_argument("replay_sgd: the model has batch norms or dropout, whose training step this replay does not "
+                           "reproduce (a removed or reweighted sample also changes the batch statistics); use the "
+                           "trainer with a sample-weighted loss instead");
   if (change.what != sample_change::kind::none && (change.sample < 0 || change.sample >= N))
     throw invalid_argument("replay_sgd: sample " + std::to_string(change.sample) + " is not in [0, " +
                            std::to_string(N) + ")");

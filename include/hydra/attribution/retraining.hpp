@@ -47,6 +47,7 @@
 #include "hydra/data/batch_order.hpp"
 #include "hydra/data/dataset.hpp"
 #include "hydra/nn/concepts.hpp"
+#include "hydra/nn/training_mode.hpp"
 #include "hydra/optim/sgd.hpp"
 #include "hydra/train/batch.hpp"
 #include "hydra/train/checkpoint.hpp"
@@ -535,6 +536,9 @@ template <class MakeModel, class MakeLoss, Scalar T>
 
   std::vector<rt::worker<M, L>> workers;
   workers.emplace_back(make_model(), make_loss(), options.optimizer);  // also checks the optimizer settings
+  if (batch_norm_count(workers.front().model) > 0 || dropout_count(workers.front().model) > 0)
+    throw invalid_argument("hydra::retrain_subsets: the model has batch norms or dropout, whose training steps the "
+                           "harness does not run in train mode; it retrains models without them only");
   const index P = workers.front().model.parameter_count();
   const index inputs = workers.front().model.input_size();
   const index C = workers.front().model.output_size();

@@ -20,7 +20,7 @@
 #include "hydra/core/tensor.hpp"
 #include "hydra/data/batch_order.hpp"
 #include "hydra/data/dataset.hpp"
-#include "hydra/nn/batch_norm_state.hpp"
+#include "hydra/nn/training_mode.hpp"
 #include "hydra/optim/concepts.hpp"
 #include "hydra/train/batch.hpp"
 #include "hydra/train/callback.hpp"
@@ -176,8 +176,9 @@ private:
       B::copy(std::as_const(w).view(), kept.view());
       if (t + 1 == end) break;  // the next segment's start is its own checkpoint
       batch_.load(train_, order_.batch(t));
-      {  // the training step's statistics; the running estimates training left are kept as they are
-        batch_norm_scope<M> training_mode(model_, batch_norm_statistics::batch);
+      {  // the training step as taken (batch statistics, step t's dropout masks); the running
+         // estimates training left are kept as they are
+        training_scope<M> training_mode(model_, t);
         (void)model_.gradient(std::as_const(w).view(), batch_.features(), batch_.targets(), loss_, gradient.view());
       }
       optimizer_.step(w.view(), std::as_const(gradient).view(), learning_rate(t));

@@ -8,12 +8,13 @@
 //             depthwise Conv2d 3 × 3 (stride s on the first of n, padding 1)-BN-ReLU6-
 //             Conv2d 1 × 1 (→ c_out)-BN, plus the input when stride 1 and c_in = c_out (Residual)
 //   last      Conv2d 1 × 1 (320 → 1280)-BN-ReLU6
-//   head      global average pool-[Dropout 0.2]-Dense(1280 → classes)
+//   head      global average pool-Dropout(0.2)-Dense(1280 → classes)
 // Convolutions have no bias; channel counts are torchvision's _make_divisible(c·width, 8). The
-// flat parameters are parameters_to_vector of torchvision's module. The dropout before the
-// classifier has no parameters and is not applied: hydra has no Dropout layer yet (docs/nn.md).
+// flat parameters are parameters_to_vector of torchvision's module. The dropout drops only in the
+// trainer's steps (training_mode.hpp), by masks keyed on the step and `dropout_seed`.
 
 #include <cmath>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@
 #include "hydra/nn/chain.hpp"
 #include "hydra/nn/conv2d.hpp"
 #include "hydra/nn/dense.hpp"
+#include "hydra/nn/dropout.hpp"
 #include "hydra/nn/dynamic_network.hpp"
 #include "hydra/nn/pooling.hpp"
 
@@ -45,6 +47,8 @@ struct mobilenet_v2_options {
   index channels = 3;
   index stem_channels = 32;
   index last_channels = 1280;
+  double dropout = 0.2;            ///< before the classifier, while training
+  std::uint64_t dropout_seed = 0;  ///< keys its masks with the training step
   std::vector<inverted_residual_setting> settings{{1, 16, 1, 1}, {6, 24, 2, 2}, {6, 32, 3, 2}, {6, 64, 4, 2},
                                                   {6, 96, 3, 1}, {6, 160, 3, 2}, {6, 320, 1, 1}};
   batch_norm_options batch_norm{};
@@ -103,7 +107,8 @@ std::vector<any_layer<T, B>> mobilenet_v2_layers(const mobilenet_v2_options& o) 
   }
   const index last = make_divisible(static_cast<double>(o.last_channels) * std::max(1.0, o.width), o.round_nearest);
   net.emplace_back(Chain<T, B>(Conv2d<T, B>(c, side, side, last, 1, 1, 0, no_bias), bn(last, side), ReLU6<T, B>(),
-                               GlobalAvgPool2d<T, B>(last, side, side), Dense<T, B>(last, o.classes)));
+                               GlobalAvgPool2d<T, B>(last, side, side), Dropout<T, B>(last, o.dropout, o.dropout_seed),
+                               Dense<T, B>(last, o.classes)));
   return net;
 }
 } // namespace detail

@@ -20,6 +20,7 @@
 #include "hydra/data/batch_order.hpp"
 #include "hydra/data/dataset.hpp"
 #include "hydra/nn/batch_norm_state.hpp"
+#include "hydra/nn/training_mode.hpp"
 #include "hydra/nn/concepts.hpp"
 #include "hydra/optim/concepts.hpp"
 #include "hydra/train/batch.hpp"
@@ -176,10 +177,10 @@ private:
     std::vector<epoch_report> history;
   };
 
-  /// The step's mean gradient on the loaded batch, as PyTorch's train mode computes it: batch
-  /// norms on batch statistics, then their running estimates updated once.
-  T training_gradient(vector_view<const T> w, vector_view<T> gradient) {
-    batch_norm_scope<M> training_mode(model_, batch_norm_statistics::batch);
+  /// Step t's mean gradient on the loaded batch, as PyTorch's train mode computes it: batch norms
+  /// on batch statistics (their running estimates then updated once), dropouts by step t's mask.
+  T training_gradient(index t, vector_view<const T> w, vector_view<T> gradient) {
+    training_scope<M> training_mode(model_, t);
     const T value = model_.gradient(w, batch_.features(), batch_.targets(), loss_, gradient);
     training_mode.update_running_statistics();
     return value;
@@ -201,7 +202,7 @@ private:
       const auto indices = order.batch(t);
       batch_.load(train, indices);
       const T eta = static_cast<T>(schedule_.learning_rate());
-      const T value = training_gradient(std::as_const(w), gradient.view());
+      const T value = training_gradient(t, std::as_const(w), gradient.view());
       if (!std::isfinite(value) || static_cast<double>(value) > options_.max_loss)
         diverged(std::as_const(w), indices, t, order.epoch_of(t), static_cast<double>(value));
       step_context<T, B> ctx{t,     order.epoch_of(t),    indices, eta, std::as_const(w), batch_.features(),
@@ -273,7 +274,7 @@ private:
     matrix<T, B> outputs(batch_.size(), model_.output_size());
     vector<T, B> losses(batch_.size());
     {
-      batch_norm_scope<M> training_mode(model_, batch_norm_statistics::batch);  // the step's losses
+      training_scope<M> training_mode(model_, t);  // the step's own losses (no running update)
       model_.forward(w, batch_.features(), outputs.view());
     }
     loss_.values(std::as_const(outputs).view(), batch_.targets(), losses.view());
