@@ -23,7 +23,7 @@
 #include "hydra/nn/loss.hpp"
 #include "hydra/optim/schedules.hpp"
 #include "hydra/optim/sgd.hpp"
-#include "hypergradient/retraining.hpp"  // sgd_run
+#include "hypergradient/retraining.hpp"  // sgd_run, richardson_derivative
 #include "support/classification_data.hpp"
 #include "support/finite_difference.hpp"
 #include "support/messages.hpp"
@@ -87,23 +87,6 @@ std::vector<double> retrain_weighted(Network<double>& model, const dataset<doubl
   return w;
 }
 
-/// dw_T/dε_i, Richardson-extrapolated central differences (error O(h⁴)).
-std::vector<double> weighted_retraining_derivative(Network<double>& model, const dataset<double>& data,
-                                                   const batch_order& order, const std::vector<double>& w0,
-                                                   const sgd_run& run, index i, double h) {
-  auto central = [&](double step) {
-    const auto up = retrain_weighted(model, data, order, w0, run, i, step);
-    const auto down = retrain_weighted(model, data, order, w0, run, i, -step);
-    std::vector<double> d(up.size());
-    for (std::size_t k = 0; k < d.size(); ++k) d[k] = (up[k] - down[k]) / (2 * step);
-    return d;
-  };
-  const auto coarse = central(h), fine = central(h / 2);
-  std::vector<double> d(coarse.size());
-  for (std::size_t k = 0; k < d.size(); ++k) d[k] = (4 * fine[k] - coarse[k]) / 3;
-  return d;
-}
-
 template <class Policy>
 std::vector<double> tracked(Network<double>& model, const dataset<double>& data, const batch_order& order,
                             std::vector<double> w, const sgd_run& run, const std::vector<index>& samples) {
@@ -131,7 +114,8 @@ TEST_CASE("Exact hypergradients through batch statistics equal finite difference
   const auto exact = tracked<Exact>(model, data, order, w0, run, samples);
   for (std::size_t r = 0; r < samples.size(); ++r) {
     CAPTURE(samples[r]);
-    const auto reference = weighted_retraining_derivative(model, data, order, w0, run, samples[r], 1e-3);
+    const auto reference = richardson_derivative(
+        [&](double eps) { return retrain_weighted(model, data, order, w0, run, samples[r], eps); }, 1e-3);
     const std::vector<double> row(exact.begin() + static_cast<std::ptrdiff_t>(r) * P,
                                   exact.begin() + static_cast<std::ptrdiff_t>(r + 1) * P);
     // Richardson-extrapolated differences (error O(h⁴) at h = 1e-3) against the recurrence: the

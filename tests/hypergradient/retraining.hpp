@@ -51,13 +51,13 @@ std::vector<double> retrain(M& model, L& loss, const dataset<double>& data, cons
   return w;
 }
 
-/// dw_T/dε_i by Richardson-extrapolated central differences: (4 D(h/2) − D(h)) / 3, error O(h⁴).
-template <class M, class L>
-std::vector<double> retraining_derivative(M& model, L& loss, const dataset<double>& data, const batch_order& order,
-                                          const std::vector<double>& w0, const sgd_run& run, index i, double h) {
+/// d/dε of the final parameters retrained(ε) by Richardson-extrapolated central differences:
+/// (4 D(h/2) − D(h)) / 3, error O(h⁴).
+template <class Retrained>
+std::vector<double> richardson_derivative(Retrained&& retrained, double h) {
   auto central = [&](double step) {
-    const auto up = retrain(model, loss, data, order, w0, run, i, step);
-    const auto down = retrain(model, loss, data, order, w0, run, i, -step);
+    const auto up = retrained(step);
+    const auto down = retrained(-step);
     std::vector<double> d(up.size());
     for (std::size_t k = 0; k < d.size(); ++k) d[k] = (up[k] - down[k]) / (2 * step);
     return d;
@@ -66,6 +66,13 @@ std::vector<double> retraining_derivative(M& model, L& loss, const dataset<doubl
   std::vector<double> d(coarse.size());
   for (std::size_t k = 0; k < d.size(); ++k) d[k] = (4 * fine[k] - coarse[k]) / 3;
   return d;
+}
+
+/// dw_T/dε_i of retrain() above.
+template <class M, class L>
+std::vector<double> retraining_derivative(M& model, L& loss, const dataset<double>& data, const batch_order& order,
+                                          const std::vector<double>& w0, const sgd_run& run, index i, double h) {
+  return richardson_derivative([&](double eps) { return retrain(model, loss, data, order, w0, run, i, eps); }, h);
 }
 
 } // namespace hydra::test
