@@ -4,6 +4,7 @@
 //   hypergradients.npy  n_tracked × |w|, row k = dw_T/dε for the k-th tracked index
 //   contributions.npy   n_tracked × M, entry (k, j) = C(track[k], j) = −(1/N)·∇ℓ(test_j, w_T)·dw_T/dε
 //   tracked.npy         the tracked indices (int64)
+//   buffers.npy         a model with batch norms: the final running statistics (model_buffers layout)
 // Positive contributions help: removing the sample would raise that test loss. See docs/attribution.md.
 // --method influence runs the influence-function baseline instead (docs/influence.md): the same
 // training, then C_IF(i, j) = (1/N)·∇ℓ(test_j)ᵀ·H⁻¹·∇ℓ(z_i) at w_T into contributions.npy, with H⁻¹
@@ -18,6 +19,10 @@
 // --device cuda runs the same computation on the GPU (hydra::cuda) and writes the same files: the
 // data are loaded on the host, the model, optimiser, tracker and contributions live in device
 // memory, and every result is copied to the host before it is saved or ranked.
+// A model with batch norms (densenet40, mobilenetv2) trains on batch statistics and updates the
+// running ones, as PyTorch's train mode; --batch-norm batch|running chooses the statistics of the
+// attribution passes over the training batches, --init-buffers the running statistics to start
+// from, and the test gradients always use the running statistics (PyTorch's eval mode).
 //
 // Every failure is one line "hydra-attribute: error: ..." and an exit code of the table in
 // docs/attribution.md ("Errors and exit codes"); the outputs appear in --out all at once or not at all.
@@ -89,19 +94,22 @@ inline void list_devices() {
 /// The opening line: the data, the model, the run and what is explained.
 template <class Policy, class Job>
 void announce(const Job& job) {
-  fmt::print("hydra-attribute: {} training / {} test samples, model {} ({} parameters), {} steps, {} {} samples ({}, {}, {})\n",
-             job.N(), job.test.size(), job.opt.model, job.w.size(), job.order.steps(),
+  const index batch_norms = batch_norm_count(job.model);
+  const std::string statistics =
+      batch_norms > 0 ? fmt::format(", {} batch norms on {} statistics", batch_norms, batch_norm_mode(job.opt)) : "";
+  fmt::print("hydra-attribute: {} training / {} test samples, model {} ({} parameters{}), {} steps, {} {} samples ({}, {}, {})\n",
+             job.N(), job.test.size(), job.opt.model, job.w.size(), statistics, job.order.steps(),
              is_baseline<Policy> ? "explaining" : "tracking", job.tracked.size(), Policy::name,
              job.opt.precision, Job::B::name);
   std::fflush(stdout);
 }
 
-/// weights.npy, contributions.npy and tracked.npy staged beside what the method staged, each
-/// checked finite, then all of them moved into --out at once; returns the contributions on the
-/// host. Every result reaches the host before it is written or ranked: the same files on every
-/// device.
-template <class B, class T>
-std::vector<T> write_results(output_folder& outputs, const vector<T, B>& w, const matrix<T, B>& C,
+/// weights.npy, contributions.npy, tracked.npy and (a model with batch norms) buffers.npy staged
+/// beside what the method staged, each checked finite, then all of them moved into --out at once;
+/// returns the contributions on the host. Every result reaches the host before it is written or
+/// ranked: the same files on every device.
+template <class Model, class B, class T>
+std::vector<T> write_results(output_folder& outputs, Model& model, const vector<T, B>& w, const matrix<T, B>& C,
                              const std::vector<index>& tracked) {
   const auto weights = w.to_host();
   check_finite_result(weights, w.size(), "w_T, the trained parameters,", {}, "parameter");
@@ -111,6 +119,12 @@ std::vector<T> write_results(output_folder& outputs, const vector<T, B>& w, cons
   outputs.stage("contributions.npy", C_values, {C.rows(), C.cols()});
   const std::vector<std::int64_t> tracked64(tracked.begin(), tracked.end());
   outputs.stage("tracked.npy", tracked64, {static_cast<index>(tracked.size())});
+  if (batch_norm_count(model) > 0) {
+    const auto buffers = model_buffers(model);
+    const auto count = static_cast<index>(buffers.size());
+    check_finite_result(buffers, count, "a running statistic of the batch norms", {}, "buffers.npy value");
+    outputs.stage("buffers.npy", buffers, {count});
+  }
   outputs.commit();
   return C_values;
 }
@@ -135,9 +149,9 @@ void print_accuracies(Job& job, std::chrono::steady_clock::time_point start) {
   const auto train_eval = job.fit.evaluate(std::as_const(job.w).view(), job.train);
   const auto test_eval = job.fit.evaluate(std::as_const(job.w).view(), job.test);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  fmt::print("train accuracy {:.2f}%, test accuracy {:.2f}%, {:.1f} s; wrote {}/{{weights,{}contributions,tracked}}.npy\n",
+  fmt::print("train accuracy {:.2f}%, test accuracy {:.2f}%, {:.1f} s; wrote {}/{{weights,{}contributions,tracked{}}}.npy\n",
              100 * train_eval.accuracy, 100 * test_eval.accuracy, seconds, job.opt.out,
-             is_baseline<Policy> ? "" : "hypergradients,");
+             is_baseline<Policy> || job.opt.lean ? "" : "hypergradients,", job.has_batch_norms() ? ",buffers" : "");
 }
 
 /// Test point 0's three most helpful and three most harmful tracked samples (C on the host).
@@ -180,13 +194,17 @@ int run(const options& opt, Model& model, const model_spec& spec) {
   check_model_fits<T, B>(opt, model, spec);
   const auto data = load_data<T>(opt, spec);
   auto w = initial_parameters<B, T>(opt, model);
+  const bool batch_norms = batch_norm_count(model) > 0;
+  initial_buffers<T>(opt, model);                              // --init-buffers, checked
+  set_batch_norm_statistics(model, batch_norm_setting(opt));  // the attribution passes' (--batch-norm)
   const auto order = read_order(opt, data.train.size());
+  check_batch_statistics(opt, order, model);
   const auto rates = read_rates(opt, order.steps());
   list_schedule schedule(rates);
   const auto tracked = read_tracked(opt, data.train.size());
   check_run_fits<T, B>(opt, w.size(), data.train.size(), data.test.size(), static_cast<index>(tracked.size()),
                        order.steps_per_epoch() > 0 ? order.steps() / order.steps_per_epoch() : 0);
-  prepare_resume(opt, order);  // --resume: refuses another run's checkpoint before any training
+  prepare_resume(opt, order, batch_norms);  // --resume: refuses another run's checkpoint before any training
   output_folder outputs(opt.out);  // created and proven writable before training
 
   SoftmaxCrossEntropy<T, B> loss;
@@ -203,7 +221,7 @@ int run(const options& opt, Model& model, const model_spec& spec) {
       throw numerical_error(divergence_message(opt, e, training.max_loss));
     }
   }();
-  const auto C_values = write_results(outputs, w, C, tracked);
+  const auto C_values = write_results(outputs, model, w, C, tracked);
   print_accuracies<Policy>(job, start);
   print_test_point_0<T>(tracked, {C_values.data(), C.rows(), C.cols()}, data.train, data.test);
   return 0;

@@ -5,8 +5,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <span>
 #include <string>
+#include <typeinfo>
 #include <vector>
 
 #include <fmt/core.h>
@@ -19,14 +21,18 @@ namespace hydra::cli {
 
 // ---- reading the inputs, in the order their checks run ----------------------------------------
 
-/// The data's sample shape must be the model's (a flat D also accepts any shape with D values).
+/// The data's sample shape must be the model's. A model of flat inputs (D) takes any shape with D
+/// values per sample; an image model (C × H × W) takes N × C × H × W, or N × (C·H·W) with each
+/// sample's values in the same row-major C × H × W order (CIFAR-10's own files), nothing else: an
+/// N × H × W × C array (channels last) or one of another image size is refused, not reinterpreted.
 template <class T>
 void check_input(const dataset<T>& data, const model_spec& spec, const std::string& flag, const std::string& model) {
   const auto shape = data.sample_shape();
   const auto& expected = spec.sample_shape;
   const bool flat = expected.size() == 1;
   const bool same = flat ? data.sample_size() == expected[0]
-                         : std::equal(shape.begin(), shape.end(), expected.begin(), expected.end());
+                         : std::equal(shape.begin(), shape.end(), expected.begin(), expected.end()) ||
+                               (shape.size() == 1 && shape[0] == spec.inputs);
   if (same) return;
   auto text = [](auto dims) {
     std::string t;
@@ -37,7 +43,7 @@ void check_input(const dataset<T>& data, const model_spec& spec, const std::stri
     fail(flag + " has " + std::to_string(data.sample_size()) + " features per sample but --model " + model + " takes " +
          std::to_string(expected[0]));
   fail(flag + " has samples of shape " + text(shape) + " but --model " + model + " takes N x " + text(expected) +
-       " inputs");
+       " inputs (or N x " + std::to_string(spec.inputs) + ", the same values flattened)");
 }
 
 /// Refuses a NaN or Inf among the values read from `flag`'s file (as converted to --precision: a
@@ -90,6 +96,66 @@ vector<T, B> initial_parameters(const options& opt, Model& model) {
   check_finite(std::span<const T>(init.data), 0, "--init", opt.init, opt.precision);
   B::copy_from_host(init.data.data(), P, w.data());
   return w;
+}
+
+/// Calls f(bn) for every BatchNorm2d of the model, in layer order (nothing for a model without).
+template <class Model, class F>
+void for_each_batch_norm_of(Model& model, F&& f) {
+  using BN = BatchNorm2d<typename Model::scalar_type, typename Model::backend_type>;
+  if constexpr (requires(const std::function<void(void*)>& g) { model.for_each_erased(typeid(BN), g); })
+    for_each_layer<BN>(model, f);
+}
+
+/// The running statistics training starts from: --init-buffers' values, in model_buffers' layout
+/// (each batch norm's running_mean then running_var, batch norms in layer order: PyTorch's
+/// state_dict order of those buffers without num_batches_tracked), checked finite and every
+/// variance >= 0; without it, the fresh ones the model was built with (mean 0, variance 1).
+template <class T, class Model>
+void initial_buffers(const options& opt, Model& model) {
+  if (opt.init_buffers.empty()) return;
+  const std::string flag = "--init-buffers " + opt.init_buffers;
+  const auto buffers = reading(flag, [&] { return load_npy_features<T>(opt.init_buffers); });
+  std::vector<index> channels;
+  for_each_batch_norm_of(model, [&](const auto& bn) { channels.push_back(bn.channels()); });
+  index expected = 0;
+  for (const index c : channels) expected += 2 * c;
+  const auto count = static_cast<index>(buffers.data.size());
+  if (count != expected || buffers.shape.size() != 1)
+    fail(fmt::format("{} has {} values{}, --model {}'s {} batch norms hold {} (each one's running_mean then "
+                     "running_var, as a 1-d array)",
+                     flag, count, buffers.shape.size() == 1 ? "" : " not in a 1-d array", opt.model, channels.size(),
+                     expected));
+  check_finite(std::span<const T>(buffers.data), 0, "--init-buffers", opt.init_buffers, opt.precision);
+  index at = 0;
+  for (std::size_t k = 0; k < channels.size(); ++k) {
+    const index c = channels[k];
+    for (index j = 0; j < c; ++j)
+      if (const T v = buffers.data[static_cast<std::size_t>(at + c + j)]; v < T(0))
+        fail(fmt::format("{}: value {} is {}, the running_var of batch norm {} (channel {}); a variance must be >= 0",
+                         flag, at + c + j, static_cast<double>(v), k, j));
+    at += 2 * c;
+  }
+  set_model_buffers(model, std::span<const T>(buffers.data));
+}
+
+/// Training normalises by the batch's own statistics, which need more than one value per channel
+/// (PyTorch: "Expected more than 1 value per channel when training"): a batch norm that sees
+/// H × W = 1 × 1 values per sample (mobilenetv2's last) cannot train on batches of one. Refused
+/// before training, naming the flag that sets the batch size.
+template <class Model>
+void check_batch_statistics(const options& opt, const batch_order& order, Model& model) {
+  if (order.steps() == 0 || order.batch_size() > 1) return;
+  index k = 0;
+  for_each_batch_norm_of(model, [&](const auto& bn) {
+    const index pixels = bn.input_size() / bn.channels();
+    if (order.batch_size() * pixels <= 1)
+      fail(fmt::format("{}: batches of {} sample cannot train --model {}: its batch norm {} sees 1 x 1 value per "
+                       "sample and channel, and training normalises by the batch's statistics, which need more "
+                       "than one value per channel; use batches of at least 2",
+                       opt.order.empty() ? "--batch-size " + std::to_string(opt.batch_size) : "--order " + opt.order,
+                       order.batch_size(), opt.model, k));
+    ++k;
+  });
 }
 
 /// The bytes of a run's per-step tables (the batch order's T × B indices and the T learning

@@ -18,13 +18,16 @@
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <fmt/core.h>
 
+#include <hydra/backend/cpu.hpp>
 #include <hydra/core/error.hpp>
 #include <hydra/core/io/directory_lock.hpp>
 #include <hydra/hypergradient/tracker.hpp>
+#include <hydra/nn/batch_norm_state.hpp>
 #include <hydra/nn/model_spec.hpp>
 
 namespace hydra::cli {
@@ -117,11 +120,60 @@ struct options {
   std::string state_dir, checkpoint, resume;
   hydra::index checkpoint_every = 0;
   hydra::index adjoint_checkpoint_every = 0;  // --method exact --lean: 0 keeps every step's parameters
+  // models with batch norms (docs/attribution.md, "Batch norms")
+  std::string batch_norm;    // --batch-norm as given; empty: not given (see batch_norm_mode)
+  std::string init_buffers;  // --init-buffers: the running statistics to start from
 };
 
 /// Whether --method names a baseline that trains without tracking (influence functions, gradient similarity).
 inline bool tracks_nothing(const std::string& method) {
   return method == "influence" || method == "tracin" || method == "grad-dot" || method == "grad-cos";
+}
+
+/// The statistics the batch norms use in the attribution passes over the training batches:
+/// --batch-norm, or by default "batch" for HYDRA (the training step's own, exact) and "running"
+/// for the baselines (they work at w_T, outside any training batch; --batch-norm batch is refused
+/// there). Test gradients always use the running statistics (docs/attribution.md, "Batch norms").
+inline std::string batch_norm_mode(const options& opt) {
+  if (!opt.batch_norm.empty()) return opt.batch_norm;
+  return tracks_nothing(opt.method) ? "running" : "batch";
+}
+
+inline batch_norm_statistics batch_norm_setting(const options& opt) {
+  return batch_norm_mode(opt) == "running" ? batch_norm_statistics::running : batch_norm_statistics::batch;
+}
+
+/// Whether the model a spec names has batch norms (it is built, on the CPU, to count them: a
+/// model's layers hold no parameter-sized memory, so this is cheap for every spec that parses).
+inline bool has_batch_norms(const model_spec& spec) {
+  return with_model<float, cpu>(spec, [](auto& model) { return batch_norm_count(model) > 0; });
+}
+
+/// The families of the registry whose model has batch norms, "densenet40 or mobilenetv2" (those
+/// without arguments; a family with arguments is an MLP, which has none).
+inline std::string models_with_batch_norms() {
+  std::vector<std::string> names;
+  for_each_model_family([&](const auto& family) {
+    if (!family.takes_arguments() && has_batch_norms(parse_model_spec(std::string(family.name))))
+      names.emplace_back(family.name);
+  });
+  std::string text;
+  for (std::size_t k = 0; k < names.size(); ++k)
+    text += (k == 0 ? "" : k + 1 == names.size() ? " or " : ", ") + names[k];
+  return text;
+}
+
+/// --batch-norm and --init-buffers belong to a model with batch norms, and --batch-norm batch to
+/// a method that attributes through the training batches.
+inline void check_batch_norm_flags(const options& opt) {
+  if (opt.batch_norm.empty() && opt.init_buffers.empty()) return;
+  const std::string flag = !opt.batch_norm.empty() ? "--batch-norm" : "--init-buffers";
+  if (!has_batch_norms(parse_model_spec(opt.model)))  // an unknown spec is refused here in its own words
+    fail(flag + " applies to a model with batch norms (" + models_with_batch_norms() + "); --model " + opt.model +
+         " has none");
+  if (opt.batch_norm == "batch" && tracks_nothing(opt.method))
+    fail("--batch-norm batch applies to --method hessian-free or exact: --method " + opt.method +
+         " works at w_T, outside any training batch, on the running statistics (--batch-norm running)");
 }
 
 /// The tracker options of --update and --state-dir; refuses combinations the method cannot honour.
@@ -240,6 +292,7 @@ inline void check_options(const CLI::App& app, options& opt) {
   require_at_least("--checkpoint-every", opt.checkpoint_every, 0);
   if (opt.out.empty()) fail("--out must name a folder");
   (void)tracking_settings(opt);  // the tracking flags' combinations
+  check_batch_norm_flags(opt);
 }
 
 /// Declares every flag of hydra-attribute on `app`, bound to the fields of `opt`. Ranges are
@@ -295,6 +348,14 @@ inline void add_options(CLI::App& app, options& opt) {
   app.add_option("--checkpoint-every", opt.checkpoint_every, "also checkpoint after every this many steps (0: epoch ends only)")
       ->capture_default_str();
   app.add_option("--resume", opt.resume, "continue the run checkpointed in this folder (same flags otherwise)");
+  app.add_option("--batch-norm", opt.batch_norm,
+                 "models with batch norms: the statistics of the attribution passes over the training batches, batch "
+                 "(exact: the training step's own, samples coupled) or running (PyTorch's eval mode, cheaper); test "
+                 "gradients always use the running statistics (default: batch; running for the baselines)")
+      ->check(CLI::IsMember({"batch", "running"}));
+  app.add_option("--init-buffers", opt.init_buffers,
+                 "models with batch norms: the running statistics to start from, 1-d: each batch norm's running_mean "
+                 "then running_var, in layer order (default: PyTorch's fresh 0 and 1)");
   app.add_option("--precision", opt.precision, "float32 or float64")->capture_default_str()->check(CLI::IsMember({"float32", "float64"}));
   app.add_option("--device", opt.device, "cpu or cuda (the GPU; needs a build with the CUDA toolkit)")
       ->capture_default_str()

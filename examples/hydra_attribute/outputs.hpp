@@ -65,7 +65,7 @@ public:
   /// The result files hydra-attribute writes; commit() removes those of an earlier run that this
   /// run does not write (a hypergradients.npy beside another method's contributions would lie).
   static constexpr const char* result_files[] = {"weights.npy", "hypergradients.npy", "contributions.npy",
-                                                 "tracked.npy"};
+                                                 "tracked.npy", "buffers.npy"};
 
   explicit output_folder(std::filesystem::path out) : out_(std::move(out)) {
     std::error_code ec;

@@ -34,6 +34,10 @@ namespace hydra::cli {
 // --momentum, --weight-decay, --method, the effective --update, --method influence's --ihvp,
 // --damping, --cg-tol, --cg-max-iter and --lissa-*, --precision, --device, and the fingerprint of
 // the batch order itself (train/checkpoint.hpp), which also catches a change in how hydra shuffles.
+// For a model with batch norms also the effective --batch-norm and the content hash of
+// --init-buffers (the running statistics the run started from; a resumed run takes its own from
+// the checkpoint, so only the fingerprint can tell that they differ). A model without batch norms
+// records neither, so that its checkpoints made before these flags existed still resume.
 //
 // What it deliberately leaves out, because it does not change a single output bit:
 //   --out                     where the results go;
@@ -82,7 +86,8 @@ struct fingerprint_field {
 };
 
 /// The fingerprint of this run, in the order its fields are compared (the inputs first).
-inline std::vector<fingerprint_field> run_fingerprint(const options& opt, const batch_order& order) {
+/// `batch_norms`: whether the model has batch norms (then --batch-norm and --init-buffers count).
+inline std::vector<fingerprint_field> run_fingerprint(const options& opt, const batch_order& order, bool batch_norms) {
   std::vector<fingerprint_field> fields;
   const auto file = [&](const char* flag, const std::string& path, const char* absent = "") {
     fields.push_back({flag, true, path.empty() || path == absent ? std::string(absent) : hex(content_hash(flag, path))});
@@ -95,6 +100,10 @@ inline std::vector<fingerprint_field> run_fingerprint(const options& opt, const 
   value("--model", opt.model);
   value("loss", "softmax-cross-entropy");  // hydra-attribute has no other; recorded for when it does
   file("--init", opt.init);
+  if (batch_norms) {
+    file("--init-buffers", opt.init_buffers);
+    value("--batch-norm", batch_norm_mode(opt));
+  }
   file("--order", opt.order);
   value("--epochs", std::to_string(opt.epochs));
   value("--batch-size", std::to_string(opt.batch_size));
@@ -208,9 +217,9 @@ inline void check_resumable(const std::filesystem::path& directory, const std::v
 /// directory the checkpoints go to. A fresh run into a --checkpoint DIR removes an earlier
 /// checkpoint there first (it would overwrite it at its first checkpoint anyway), so that a
 /// directory never pairs one run's fingerprint with another run's checkpoint, even after a crash.
-inline void prepare_resume(const options& opt, const batch_order& order) {
+inline void prepare_resume(const options& opt, const batch_order& order, bool batch_norms) {
   if (opt.checkpoint.empty() && opt.resume.empty()) return;
-  const auto fields = run_fingerprint(opt, order);
+  const auto fields = run_fingerprint(opt, order, batch_norms);
   if (!opt.resume.empty()) check_resumable(opt.resume, fields);
   const std::filesystem::path target = !opt.checkpoint.empty() ? opt.checkpoint : opt.resume;
   if (!opt.resume.empty() && std::filesystem::equivalent(target, opt.resume)) return;  // it holds this fingerprint

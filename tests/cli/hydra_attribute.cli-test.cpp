@@ -12,12 +12,14 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <thread>
 #include <fstream>
 #include <sstream>
 #include <limits>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -25,7 +27,9 @@
 #include "hydra/core/io/directory_lock.hpp"
 #include "hydra/data/npy.hpp"
 #include "hydra/influence/gradient_similarity.hpp"
+#include "hydra/nn/densenet.hpp"
 #include "hydra/nn/loss.hpp"
+#include "hydra/nn/mobilenet.hpp"
 #include "hydra/nn/model_spec.hpp"
 #include "hydra/nn/models.hpp"
 #include "hypergradient/retraining.hpp"
@@ -298,7 +302,7 @@ TEST_CASE("hydra-attribute defaults: float32, hessian-free, every sample tracked
   CHECK(load_npy_indices(f.dir / "out/tracked.npy").data.size() == static_cast<std::size_t>(f.N));
 }
 
-TEST_CASE("hydra-attribute --model lenet5 takes N x 1 x 28 x 28 inputs") {
+TEST_CASE("hydra-attribute --model lenet5 takes N x 1 x 28 x 28 inputs, or the same values flattened") {
   fixture f;
   const index n = 4, m = 2;
   const auto images = normal_vector(static_cast<std::size_t>(n * 784), 3);
@@ -315,12 +319,22 @@ TEST_CASE("hydra-attribute --model lenet5 takes N x 1 x 28 x 28 inputs") {
   REQUIRE(r.status == 0);
   CHECK(read_npy_header(f.dir / "out/hypergradients.npy").shape == std::vector<index>{n, 61706});
   CHECK(read_npy_header(f.dir / "out/contributions.npy").shape == std::vector<index>{n, m});
-  const auto bad = run_tool(f.dir, "--train-x " + f.path("img_flat.npy") + " --train-y " + f.path("img_y.npy") +
-                                       test_args + " --model lenet5 --batch-size 2 --out " + f.path("out"));
-  CHECK(bad.status != 0);
-  CHECK_MESSAGE(bad.err.find("--train-x has samples of shape 784 but --model lenet5 takes N x 1 x 28 x 28 inputs") !=
-                    std::string::npos,
-                bad.err);
+  // The same values flattened, N x 784 in the row-major 1 x 28 x 28 order: the same run. A shape
+  // of the same size that is not the model's (no channel axis) is refused, not reinterpreted.
+  const auto flat = run_tool(f.dir, "--train-x " + f.path("img_flat.npy") + " --train-y " + f.path("img_y.npy") +
+                                        test_args + " --model lenet5 --batch-size 2 --epochs 1 --out " + f.path("flat"));
+  INFO(flat.err);
+  REQUIRE(flat.status == 0);
+  for (const char* name : {"weights.npy", "hypergradients.npy", "contributions.npy"}) {
+    CAPTURE(name);
+    CHECK(text_of(f.dir / "flat" / name) == text_of(f.dir / "out" / name));
+  }
+  save_npy(f.dir / "img_3d.npy", images, {n, 28, 28});
+  const auto bad = run_tool(f.dir, "--train-x " + f.path("img_3d.npy") + " --train-y " + f.path("img_y.npy") +
+                                       test_args + " --model lenet5 --batch-size 2 --out " + f.path("bad"));
+  check_refusal(bad, 1,
+                "--train-x has samples of shape 28 x 28 but --model lenet5 takes N x 1 x 28 x 28 inputs (or N x 784, "
+                "the same values flattened)");
 }
 
 namespace {
@@ -588,6 +602,336 @@ TEST_CASE("hydra-attribute --checkpoint, --resume and --state-dir: one run per d
   INFO(new_flags.err);
   CHECK(new_flags.status == 0);
   CHECK(file_bytes(f.dir / "fresh2/weights.npy") == file_bytes(f.dir / "fresh/weights.npy"));
+}
+
+// ---- models with batch norms: densenet40 and mobilenetv2 ---------------------------------------
+
+namespace {
+/// The channel counts of a network's batch norms in layer order (PyTorch's module order), written
+/// out here from the architectures' descriptions, not taken from hydra: DenseNet-BC (Huang et al.
+/// 2017: depth 40, growth 12, bottlenecks of 4 × growth, compression 0.5, a stem of 2 × growth
+/// channels, each layer's output concatenated behind its input) and torchvision's MobileNetV2
+/// (its (t, c, n, s) table, a stem of 32 channels, a last 1 × 1 convolution to 1280).
+std::vector<index> densenet40_batch_norms() {
+  const index growth = 12, per_block = (40 - 4) / 6;
+  std::vector<index> channels;
+  index c = 2 * growth;
+  for (int block = 0; block < 3; ++block) {
+    for (index l = 0; l < per_block; ++l) {
+      channels.push_back(c + l * growth);  // before the 1 x 1 bottleneck: everything so far
+      channels.push_back(4 * growth);      // before the 3 x 3 convolution
+    }
+    c += per_block * growth;
+    if (block < 2) {
+      channels.push_back(c);  // the transition's
+      c /= 2;
+    }
+  }
+  channels.push_back(c);  // the head's
+  return channels;
+}
+
+std::vector<index> mobilenetv2_batch_norms() {
+  struct setting {
+    index t, c, n;
+  };
+  const setting table[] = {{1, 16, 1}, {6, 24, 2}, {6, 32, 3}, {6, 64, 4}, {6, 96, 3}, {6, 160, 3}, {6, 320, 1}};
+  std::vector<index> channels{32};  // the stem's
+  index in = 32;
+  for (const auto& row : table)
+    for (index i = 0; i < row.n; ++i) {
+      if (row.t != 1) channels.push_back(in * row.t);  // the expansion's
+      channels.push_back(in * row.t);                  // the depthwise convolution's
+      channels.push_back(row.c);                       // the projection's
+      in = row.c;
+    }
+  channels.push_back(1280);
+  return channels;
+}
+
+/// The length of buffers.npy: running_mean and running_var of every batch norm.
+index buffer_count(const std::vector<index>& channels) {
+  index n = 0;
+  for (const index c : channels) n += 2 * c;
+  return n;
+}
+
+/// Where each batch norm's running_mean starts in buffers.npy (its running_var follows it).
+std::vector<index> buffer_offsets(const std::vector<index>& channels) {
+  std::vector<index> offsets;
+  index at = 0;
+  for (const index c : channels) {
+    offsets.push_back(at);
+    at += 2 * c;
+  }
+  return offsets;
+}
+
+/// The running estimates PyTorch's training step leaves in a batch norm right behind the network's
+/// stem (a 3 x 3 convolution without bias, padding 1, of 3 x 32 x 32 images, PyTorch's weight layout
+/// [out][in][kh][kw] at the front of w): running = 0.9·running + 0.1·(the batch's statistic), the
+/// variance unbiased (n/(n − 1), n = batch × pixels). `before` and the result hold the `out`
+/// channels' means, then their variances.
+std::vector<double> stem_batch_norm_step(const std::vector<double>& before, const std::vector<double>& images,
+                                         std::span<const std::int64_t> batch, const std::vector<double>& w, index out,
+                                         index stride) {
+  const index C = 3, side = 32, k = 3, pad = 1, out_side = (side + 2 * pad - k) / stride + 1;
+  std::vector<double> after(static_cast<std::size_t>(2 * out)), values;
+  const auto at = [](const std::vector<double>& v, index i) { return v[static_cast<std::size_t>(i)]; };
+  for (index o = 0; o < out; ++o) {
+    values.clear();
+    for (const auto b : batch)
+      for (index y = 0; y < out_side; ++y)
+        for (index x = 0; x < out_side; ++x) {
+          double sum = 0;
+          for (index c = 0; c < C; ++c)
+            for (index i = 0; i < k; ++i)
+              for (index j = 0; j < k; ++j) {
+                const index yy = y * stride - pad + i, xx = x * stride - pad + j;
+                if (yy >= 0 && yy < side && xx >= 0 && xx < side)
+                  sum += at(w, ((o * C + c) * k + i) * k + j) * at(images, ((b * C + c) * side + yy) * side + xx);
+              }
+          values.push_back(sum);
+        }
+    const auto n = static_cast<double>(values.size());
+    double mean = 0, squares = 0;
+    for (const double v : values) mean += v / n;
+    for (const double v : values) squares += (v - mean) * (v - mean);
+    after[static_cast<std::size_t>(o)] = 0.9 * at(before, o) + 0.1 * mean;
+    after[static_cast<std::size_t>(out + o)] = 0.9 * at(before, out + o) + 0.1 * squares / (n - 1);
+  }
+  return after;
+}
+
+/// The first `out` channels' running_mean, then running_var, of the batch norm of `channels`
+/// channels whose buffers start at `offset`.
+std::vector<double> first_channels(const std::vector<double>& buffers, index offset, index channels, index out) {
+  std::vector<double> part(buffers.begin() + offset, buffers.begin() + offset + out);
+  part.insert(part.end(), buffers.begin() + offset + channels, buffers.begin() + offset + channels + out);
+  return part;
+}
+
+/// Images and labels for the batch-norm models: 8 training images saved N x 3 x 32 x 32, 3 test
+/// images saved flat (N x 3072, the same row-major order), the batches of one epoch (2 steps of
+/// 4), of its first step alone, and of two epochs, and two tracked samples (5 in step 0, 1 in step 1).
+struct image_data {
+  const fixture& f;
+  index N = 8, M = 3;
+  std::vector<double> x = normal_vector(static_cast<std::size_t>(8 * 3072), 21);
+  std::vector<double> xt = normal_vector(static_cast<std::size_t>(3 * 3072), 22);
+  std::vector<std::int64_t> order{5, 0, 7, 2, 1, 6, 3, 4, 3, 7, 0, 5, 2, 4, 6, 1};
+  explicit image_data(const fixture& fx) : f(fx) {
+    save_npy(f.dir / "ix.npy", x, {N, 3, 32, 32});
+    save_npy(f.dir / "iy.npy", std::vector<std::int64_t>{0, 1, 2, 3, 4, 5, 6, 7}, {N});
+    save_npy(f.dir / "ixt.npy", xt, {M, 3072});
+    save_npy(f.dir / "iyt.npy", std::vector<std::int64_t>{1, 2, 3}, {M});
+    save_npy(f.dir / "ixt0.npy", std::vector<double>(xt.begin(), xt.begin() + 3072), {1, 3072});
+    save_npy(f.dir / "iyt0.npy", std::vector<std::int64_t>{1}, {1});
+    save_npy(f.dir / "order1.npy", std::vector<std::int64_t>(order.begin(), order.begin() + 4), {1, 4});
+    save_npy(f.dir / "order2.npy", std::vector<std::int64_t>(order.begin(), order.begin() + 8), {2, 4});
+    save_npy(f.dir / "order4.npy", order, {4, 4});
+    save_npy(f.dir / "itrack.npy", std::vector<std::int64_t>{5, 1}, {2});
+  }
+  [[nodiscard]] std::span<const std::int64_t> batch(index t) const { return {order.data() + 4 * t, 4}; }
+  [[nodiscard]] std::string args(const std::string& test = "ixt") const {
+    return "--train-x " + f.path("ix.npy") + " --train-y " + f.path("iy.npy") + " --test-x " + f.path(test + ".npy") +
+           " --test-y " + f.path("iy" + test.substr(2) + ".npy");
+  }
+};
+
+/// Running statistics to start from: means N(0, 0.3²), variances in [0.5, 1.5).
+std::vector<double> random_buffers(const std::vector<index>& channels, unsigned seed) {
+  const auto noise = normal_vector(static_cast<std::size_t>(buffer_count(channels)), seed, 0.3);
+  std::vector<double> buffers(noise.size());
+  std::size_t at = 0;
+  for (const index c : channels) {
+    for (index j = 0; j < c; ++j, ++at) buffers[at] = noise[at];
+    for (index j = 0; j < c; ++j, ++at) buffers[at] = 0.5 + std::min(std::abs(noise[at]), 0.99);
+  }
+  return buffers;
+}
+
+/// The model's seeded PyTorch-style initialisation, as --init takes it.
+template <class Model>
+std::vector<double> initial_weights(Model&& model, unsigned seed) {
+  std::vector<float> w(static_cast<std::size_t>(model.parameter_count()));
+  model.initialize(vector_view<float>(w.data(), static_cast<index>(w.size())), seed);
+  return {w.begin(), w.end()};
+}
+
+std::vector<double> npy(const fs::path& file) { return load_npy_features<double>(file).data; }
+} // namespace
+
+TEST_CASE("hydra-attribute --model densenet40: batch norms end to end, the running statistics checked independently") {
+  fixture f;
+  const image_data data(f);
+  const auto channels = densenet40_batch_norms();
+  REQUIRE(channels.size() == 39);
+  const index buffers = buffer_count(channels);
+  CHECK(buffers == 2 * 2544);  // the channel counts summed by hand: 324 + 288 + 96 + 468 + 288 + 120 + 540 + 288 + 132
+  const auto offsets = buffer_offsets(channels);
+  const auto w0 = initial_weights(DenseNet40<float>(), 11);
+  save_npy(f.dir / "w0.npy", w0, {static_cast<index>(w0.size())});
+  const auto B0 = random_buffers(channels, 12);
+  save_npy(f.dir / "b0.npy", B0, {buffers});
+  save_npy(f.dir / "b0_other.npy", random_buffers(channels, 13), {buffers});
+
+  const auto common = " --model densenet40 --init " + f.path("w0.npy") + " --lr 0.05 --momentum 0.9 --track " +
+                      f.path("itrack.npy") + " --method hessian-free";
+  const auto init_buffers = " --init-buffers " + f.path("b0.npy");
+  const auto two_steps = common + " --order " + f.path("order2.npy");
+  auto run = [&](const std::string& args, const std::string& out) {
+    const auto r = run_tool(f.dir, args + " --out " + f.path(out));
+    INFO(args);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    return r;
+  };
+  // The first step alone; then the whole epoch on batch statistics from B0, checkpointed.
+  run(data.args() + common + " --order " + f.path("order1.npy") + init_buffers + " --batch-norm batch", "step1");
+  const auto a = run(data.args() + two_steps + init_buffers + " --batch-norm batch --checkpoint " + f.path("ck"), "a");
+  CHECK_MESSAGE(a.out.find("model densenet40 (176122 parameters, 39 batch norms on batch statistics)") !=
+                    std::string::npos,
+                a.out);
+  const auto P = static_cast<index>(w0.size());
+  CHECK(P == 176122);
+  CHECK(read_npy_header(f.dir / "a/weights.npy").shape == std::vector<index>{P});
+  CHECK(read_npy_header(f.dir / "a/hypergradients.npy").shape == std::vector<index>{2, P});
+  CHECK(read_npy_header(f.dir / "a/contributions.npy").shape == std::vector<index>{2, data.M});
+  CHECK(load_npy_indices(f.dir / "a/tracked.npy").data == std::vector<index>{5, 1});
+  const auto header = read_npy_header(f.dir / "a/buffers.npy");
+  CHECK(header.shape == std::vector<index>{buffers});
+  CHECK(header.descr == "<f4");
+
+  // Training runs on batch statistics and moves every running estimate once per step. The stem's
+  // 24 output channels are the first 24 inputs of each of block 1's six bottleneck batch norms
+  // (each layer's output is concatenated behind its input), so the first 24 running means and
+  // variances of those six follow from the stem convolution alone, computed here: after the first
+  // step from B0 and w0, and after the second from the first step's buffers and weights.
+  const auto r1 = npy(f.dir / "step1/buffers.npy"), w1 = npy(f.dir / "step1/weights.npy");
+  const auto r2 = npy(f.dir / "a/buffers.npy");
+  REQUIRE(static_cast<index>(r1.size()) == buffers);
+  REQUIRE(static_cast<index>(r2.size()) == buffers);
+  for (index l = 0; l < 6; ++l) {
+    CAPTURE(l);
+    const index bn = 2 * l, at = offsets[static_cast<std::size_t>(bn)], c = channels[static_cast<std::size_t>(bn)];
+    const auto step1 = stem_batch_norm_step(first_channels(B0, at, c, 24), data.x, data.batch(0), w0, 24, 1);
+    CHECK(relative_error(first_channels(r1, at, c, 24), step1) <= 1e-5);
+    const auto step2 =
+        stem_batch_norm_step(first_channels(r1, at, c, 24), data.x, data.batch(1), w1, 24, 1);
+    CHECK(relative_error(first_channels(r2, at, c, 24), step2) <= 1e-5);
+  }
+  // Every batch norm was updated in the step: no value is B0's (as float32) any more.
+  index unchanged = 0;
+  for (index i = 0; i < buffers; ++i)
+    unchanged += r1[static_cast<std::size_t>(i)] == static_cast<double>(static_cast<float>(B0[static_cast<std::size_t>(i)]));
+  CHECK(unchanged == 0);
+
+  // --batch-norm running changes the attribution passes only: training is the same, bit for bit.
+  const auto b = run(data.args() + two_steps + init_buffers + " --batch-norm running", "b");
+  CHECK_MESSAGE(b.out.find("39 batch norms on running statistics") != std::string::npos, b.out);
+  CHECK(file_bytes(f.dir / "b/weights.npy") == file_bytes(f.dir / "a/weights.npy"));
+  CHECK(file_bytes(f.dir / "b/buffers.npy") == file_bytes(f.dir / "a/buffers.npy"));
+  CHECK(relative_error(npy(f.dir / "b/hypergradients.npy"), npy(f.dir / "a/hypergradients.npy")) >= 1e-3);
+  CHECK(relative_error(npy(f.dir / "b/contributions.npy"), npy(f.dir / "a/contributions.npy")) >= 1e-3);
+
+  // The default is --batch-norm batch from PyTorch's fresh buffers. On batch statistics the
+  // hypergradients do not depend on the running estimates at all (same bytes); the test gradients
+  // at w_T do (they use the running statistics), and so do the contributions.
+  const auto c = run(data.args() + two_steps, "c");
+  CHECK_MESSAGE(c.out.find("39 batch norms on batch statistics") != std::string::npos, c.out);
+  CHECK(file_bytes(f.dir / "c/weights.npy") == file_bytes(f.dir / "a/weights.npy"));
+  CHECK(file_bytes(f.dir / "c/hypergradients.npy") == file_bytes(f.dir / "a/hypergradients.npy"));
+  CHECK(relative_error(npy(f.dir / "c/contributions.npy"), npy(f.dir / "a/contributions.npy")) >= 1e-3);
+  CHECK(relative_error(npy(f.dir / "c/buffers.npy"), r2) >= 1e-3);
+
+  // A test point's gradient does not depend on the other test points (running statistics): test
+  // point 0 alone gets the contributions it gets among three.
+  run(data.args("ixt0") + two_steps + init_buffers + " --batch-norm batch", "d");
+  const auto C3 = npy(f.dir / "a/contributions.npy"), C1 = npy(f.dir / "d/contributions.npy");
+  REQUIRE(C1.size() == 2);
+  CHECK(relative_error(C1, {C3[0], C3[static_cast<std::size_t>(data.M)]}) <= 1e-4);
+
+  // The fingerprint holds --batch-norm and --init-buffers' content: a resume with others is
+  // refused naming them; with the same flags, the checkpoint's running statistics (not B0) go on.
+  auto refused = [&](const std::string& args, const std::string& needle) {
+    CAPTURE(args);
+    const auto r = run_tool(f.dir, data.args() + args + " --resume " + f.path("ck") + " --out " + f.path("refused"));
+    check_refusal(r, 1, "--resume " + f.path("ck") + ": the checkpoint was made with " + needle);
+    CHECK_FALSE(fs::exists(f.dir / "refused"));
+  };
+  refused(two_steps + init_buffers + " --batch-norm running", "--batch-norm batch, this run has --batch-norm running");
+  refused(two_steps + " --init-buffers " + f.path("b0_other.npy") + " --batch-norm batch",
+          "a different --init-buffers (content hash 0x");
+  refused(two_steps + " --batch-norm batch", "--init-buffers (content hash 0x");
+  // (Without --batch-norm: its default, batch, is what the fingerprint holds.)
+  const auto resumed = run(data.args() + two_steps + init_buffers + " --resume " + f.path("ck"), "resumed");
+  for (const char* name : {"weights.npy", "hypergradients.npy", "contributions.npy", "buffers.npy"}) {
+    CAPTURE(name);
+    CHECK(file_bytes(f.dir / "resumed" / name) == file_bytes(f.dir / "a" / name));
+  }
+}
+
+TEST_CASE("hydra-attribute --model mobilenetv2: both --batch-norm modes, exact --lean and TracIn on each step's statistics") {
+  fixture f;
+  const image_data data(f);
+  const auto channels = mobilenetv2_batch_norms();
+  REQUIRE(channels.size() == 52);
+  const index buffers = buffer_count(channels);
+  CHECK(buffers == 2 * 17056);  // by hand: 32 + 48 + 528 + 1152 + 2944 + 3360 + 5472 + 2240 + 1280
+  const auto w0 = initial_weights(MobileNetV2<float>(), 31);
+  save_npy(f.dir / "w0.npy", w0, {static_cast<index>(w0.size())});
+  const auto B0 = random_buffers(channels, 32);
+  save_npy(f.dir / "b0.npy", B0, {buffers});
+  const auto common = data.args() + " --model mobilenetv2 --init " + f.path("w0.npy") + " --init-buffers " +
+                      f.path("b0.npy") + " --lr 0.05 --momentum 0.9 --track " + f.path("itrack.npy");
+  const auto two_steps = common + " --order " + f.path("order2.npy");
+  auto run = [&](const std::string& args, const std::string& out) {
+    const auto r = run_tool(f.dir, args + " --out " + f.path(out));
+    INFO(args);
+    INFO(r.err);
+    REQUIRE(r.status == 0);
+    return r;
+  };
+
+  // Hessian-free on both statistics: the same training, other attributions.
+  run(two_steps + " --batch-norm batch", "batch");
+  const auto running = run(two_steps + " --batch-norm running", "running");
+  CHECK_MESSAGE(running.out.find("model mobilenetv2 (2236682 parameters, 52 batch norms on running statistics)") !=
+                    std::string::npos,
+                running.out);
+  CHECK(read_npy_header(f.dir / "batch/hypergradients.npy").shape == std::vector<index>{2, 2236682});
+  CHECK(read_npy_header(f.dir / "batch/contributions.npy").shape == std::vector<index>{2, data.M});
+  CHECK(read_npy_header(f.dir / "batch/buffers.npy").shape == std::vector<index>{buffers});
+  CHECK(file_bytes(f.dir / "running/weights.npy") == file_bytes(f.dir / "batch/weights.npy"));
+  CHECK(file_bytes(f.dir / "running/buffers.npy") == file_bytes(f.dir / "batch/buffers.npy"));
+  CHECK(relative_error(npy(f.dir / "running/contributions.npy"), npy(f.dir / "batch/contributions.npy")) >= 1e-3);
+
+  // The first batch norm follows the stem (3 → 32, stride 2: 16 x 16 per sample): one step from B0.
+  run(common + " --order " + f.path("order1.npy"), "step1");
+  CHECK(relative_error(first_channels(npy(f.dir / "step1/buffers.npy"), 0, 32, 32),
+                       stem_batch_norm_step(first_channels(B0, 0, 32, 32), data.x, data.batch(0), w0, 32, 2)) <= 1e-5);
+
+  // --method exact --lean goes back over the steps with each step's running statistics, as the
+  // forward Exact tracker met them: the same contributions (float64).
+  run(two_steps + " --batch-norm running --method exact --precision float64", "exact");
+  run(two_steps + " --batch-norm running --method exact --lean --precision float64", "exact_lean");
+  CHECK(relative_error(npy(f.dir / "exact_lean/contributions.npy"), npy(f.dir / "exact/contributions.npy")) <= 1e-10);
+  CHECK(file_bytes(f.dir / "exact_lean/buffers.npy") == file_bytes(f.dir / "exact/buffers.npy"));
+
+  // TracIn over two epochs, a checkpoint after each, is the sum of the two epochs' Grad-Dot, each
+  // at that epoch's parameters and running statistics, scaled by N·η/(|B|(1 − μ)) (one epoch per
+  // checkpoint). The baselines work on running statistics by default.
+  const auto one = run(common + " --order " + f.path("order2.npy") + " --method grad-dot --precision float64", "dot1");
+  CHECK_MESSAGE(one.out.find("52 batch norms on running statistics") != std::string::npos, one.out);
+  run(common + " --order " + f.path("order4.npy") + " --method grad-dot --precision float64", "dot2");
+  run(common + " --order " + f.path("order4.npy") + " --method tracin --precision float64", "tracin");
+  const auto dot1 = npy(f.dir / "dot1/contributions.npy"), dot2 = npy(f.dir / "dot2/contributions.npy");
+  std::vector<double> expected(dot1.size());
+  const double weight = 0.05 * 1 / (4 * (1 - 0.9));
+  for (std::size_t k = 0; k < expected.size(); ++k)
+    expected[k] = static_cast<double>(data.N) * weight * (dot1[k] + dot2[k]);
+  CHECK(relative_error(npy(f.dir / "tracin/contributions.npy"), expected) <= 1e-10);
 }
 
 } // namespace hydra::test

@@ -156,10 +156,82 @@ TEST_CASE("hydra-attribute: every flag's value is checked before any file is rea
   refused(" --method influence --cg-max-iter 0", "--cg-max-iter must be >= 1, got 0");
   refused(" --method influence --ihvp lissa --lissa-scale -2", "--lissa-scale must be finite and > 0, got -2");
   refused(" --method influence --ihvp lissa --lissa-repeats 0", "--lissa-repeats must be >= 1, got 0");
+  // The batch-norm flags belong to a model with batch norms (checked before any file is read), and
+  // --batch-norm batch to a method that attributes through the training batches.
+  refused(" --batch-norm batch", "--batch-norm applies to a model with batch norms (densenet40 or mobilenetv2); "
+                                 "--model softmax:3,3 has none");
+  refused(" --init-buffers " + f.path("none.npy"),
+          "--init-buffers applies to a model with batch norms (densenet40 or mobilenetv2); --model softmax:3,3 has none");
+  refused(" --batch-norm foo", "--batch-norm: foo not in {batch,running}");
   // CLI11's own parse errors: the same prefix and exit code, no 309-digit range.
   refused(" --bogus", "--bogus");
   refused(" --epochs 1e3", "--epochs");
   refused(" --method sgd", "--method");
+}
+
+TEST_CASE("hydra-attribute --batch-norm, --init-buffers and image shapes: refused in one line, naming flag, file and counts") {
+  fixture f;
+  const index n = 4;
+  const auto images = normal_vector(static_cast<std::size_t>(n * 3072), 41);
+  save_npy(f.dir / "img.npy", images, {n, 3, 32, 32});
+  save_npy(f.dir / "img_hwc.npy", images, {n, 32, 32, 3});  // channels last, as torchvision's CIFAR10.data
+  save_npy(f.dir / "img_y.npy", std::vector<std::int64_t>{3, 1, 4, 1}, {n});
+  const std::string test = " --test-x " + f.path("img.npy") + " --test-y " + f.path("img_y.npy");
+  const std::string data = "--train-x " + f.path("img.npy") + " --train-y " + f.path("img_y.npy") + test;
+  const std::string out = " --batch-size 2 --out " + f.path("out");
+  auto expect_error = [&](const std::string& args, const std::string& needle) {
+    CAPTURE(args);
+    check_refusal(run_tool(f.dir, args + out), bad_input, needle);
+    CHECK_FALSE(fs::exists(f.dir / "out"));  // refused before anything is written
+  };
+  // A model without batch norms, named; before any file is read (the buffers file does not exist).
+  for (const std::string model : {"lenet5", "mlp:3072,4,10"}) {
+    expect_error(data + " --model " + model + " --batch-norm running",
+                 "--batch-norm applies to a model with batch norms (densenet40 or mobilenetv2); --model " + model +
+                     " has none");
+    expect_error(data + " --model " + model + " --init-buffers " + f.path("missing.npy"),
+                 "--init-buffers applies to a model with batch norms (densenet40 or mobilenetv2); --model " + model +
+                     " has none");
+  }
+  // The baselines work at w_T, outside any training batch.
+  expect_error(data + " --model densenet40 --method grad-dot --batch-norm batch",
+               "--batch-norm batch applies to --method hessian-free or exact: --method grad-dot works at w_T");
+  // The image shape: N x 3 x 32 x 32 (or N x 3072); channels last is refused, not reinterpreted.
+  expect_error("--train-x " + f.path("img_hwc.npy") + " --train-y " + f.path("img_y.npy") + test +
+                   " --model densenet40",
+               "--train-x has samples of shape 32 x 32 x 3 but --model densenet40 takes N x 3 x 32 x 32 inputs (or N x "
+               "3072, the same values flattened)");
+  // --init-buffers: 2·Σ channels values, 1-d, finite, variances >= 0 (densenet40: 2 x 2544).
+  const index count = 5088;
+  save_npy(f.dir / "short.npy", std::vector<double>(10, 1.0), {10});
+  expect_error(data + " --model densenet40 --init-buffers " + f.path("short.npy"),
+               "--init-buffers " + f.path("short.npy") + " has 10 values, --model densenet40's 39 batch norms hold 5088");
+  save_npy(f.dir / "two_d.npy", std::vector<double>(static_cast<std::size_t>(count), 1.0), {2, count / 2});
+  expect_error(data + " --model densenet40 --init-buffers " + f.path("two_d.npy"),
+               "--init-buffers " + f.path("two_d.npy") + " has 5088 values not in a 1-d array");
+  std::vector<double> fresh;  // PyTorch's fresh buffers: 24 means 0 and 24 variances 1 for the first, ...
+  for (const index c : {24, 48}) {
+    fresh.insert(fresh.end(), static_cast<std::size_t>(c), 0.0);
+    fresh.insert(fresh.end(), static_cast<std::size_t>(c), 1.0);
+  }
+  fresh.resize(static_cast<std::size_t>(count), 1.0);
+  auto negative = fresh;
+  negative[48 + 48 + 3] = -0.5;  // the second batch norm's (48 channels) running_var, channel 3
+  save_npy(f.dir / "negative.npy", negative, {count});
+  expect_error(data + " --model densenet40 --init-buffers " + f.path("negative.npy"),
+               "--init-buffers " + f.path("negative.npy") +
+                   ": value 99 is -0.5, the running_var of batch norm 1 (channel 3); a variance must be >= 0");
+  auto not_finite = fresh;
+  not_finite[7] = std::numeric_limits<double>::quiet_NaN();
+  save_npy(f.dir / "nan.npy", not_finite, {count});
+  expect_error(data + " --model densenet40 --init-buffers " + f.path("nan.npy"),
+               "--init-buffers " + f.path("nan.npy") + ": value 7 is nan");
+  // Training normalises by the batch's statistics: mobilenetv2's last batch norm sees one value per
+  // sample and channel (1 x 1), so batches of one cannot train it.
+  check_refusal(run_tool(f.dir, data + " --model mobilenetv2 --batch-size 1 --out " + f.path("out")), bad_input,
+                "--batch-size 1: batches of 1 sample cannot train --model mobilenetv2: its batch norm 40 sees 1 x 1 "
+                "value per sample and channel");
+  CHECK_FALSE(fs::exists(f.dir / "out"));
 }
 
 TEST_CASE("hydra-attribute exit codes: one per kind of failure (docs/attribution.md)") {
