@@ -52,6 +52,16 @@ inline run_result run_tool(const fs::path& dir, const std::string& args) {
   return {WIFEXITED(raw) ? WEXITSTATUS(raw) : -1, text_of(err), text_of(out)};
 }
 
+/// run_tool for a run that must succeed: the test stops here, showing the arguments and stderr,
+/// when it does not.
+inline run_result run_ok(const fs::path& dir, const std::string& args) {
+  const auto r = run_tool(dir, args);
+  INFO(args);
+  INFO(r.err);
+  REQUIRE(r.status == 0);
+  return r;
+}
+
 /// stderr's last line: a failed run's one error line (a warning may come before it).
 inline std::string last_line(const std::string& text) {
   std::string trimmed = text;

@@ -781,11 +781,7 @@ TEST_CASE("hydra-attribute --model densenet40: batch norms end to end, the runni
   const auto init_buffers = " --init-buffers " + f.path("b0.npy");
   const auto two_steps = common + " --order " + f.path("order2.npy");
   auto run = [&](const std::string& args, const std::string& out) {
-    const auto r = run_tool(f.dir, args + " --out " + f.path(out));
-    INFO(args);
-    INFO(r.err);
-    REQUIRE(r.status == 0);
-    return r;
+    return run_ok(f.dir, args + " --out " + f.path(out));
   };
   // The first step alone; then the whole epoch on batch statistics from B0, checkpointed.
   run(data.args() + common + " --order " + f.path("order1.npy") + init_buffers + " --batch-norm batch", "step1");
@@ -887,11 +883,7 @@ TEST_CASE("hydra-attribute --model mobilenetv2: both --batch-norm modes, exact -
                       f.path("b0.npy") + " --lr 0.05 --momentum 0.9 --track " + f.path("itrack.npy");
   const auto two_steps = common + " --order " + f.path("order2.npy");
   auto run = [&](const std::string& args, const std::string& out) {
-    const auto r = run_tool(f.dir, args + " --out " + f.path(out));
-    INFO(args);
-    INFO(r.err);
-    REQUIRE(r.status == 0);
-    return r;
+    return run_ok(f.dir, args + " --out " + f.path(out));
   };
 
   // Hessian-free on both statistics: the same training, other attributions.

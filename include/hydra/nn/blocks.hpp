@@ -208,13 +208,12 @@ public:
       layer(l).forward(w + offset(l), features(y, l), y.col_block(columns_before(l), growth_ * pixels_));
   }
 
-  void backward(const T* w, matrix_view<const T> x, matrix_view<const T> y, matrix_view<const T> d_y,
+  void backward(const T* w, matrix_view<const T> /*x*/, matrix_view<const T> y, matrix_view<const T> d_y,
                 matrix_view<T> d_x, T* grad) const {
     accumulate_deltas(w, y, d_y, d_x.empty() ? 1 : 0, [&](index l, matrix_view<const T> d_out) {
       if (grad != nullptr) layer(l).backward(w + offset(l), features(y, l), output(y, l), d_out, {}, grad + offset(l));
     });
     if (!d_x.empty()) B::copy(std::as_const(delta_).view().col_block(0, input_size()), d_x);
-    (void)x;
   }
 
   void per_sample_gradients(const T* w, matrix_view<const T> /*x*/, matrix_view<const T> y, matrix_view<const T> d_y,
