@@ -16,6 +16,10 @@
 // the optimiser keeps λ), and every measure is reported for both. This reproduces the published
 // code's recurrence for the comparison only; the library's trackers always read λ from the
 // optimiser.
+//
+// --device cuda runs it all on the GPU (hydra::cuda; built from approximation.cu where CMake finds
+// the CUDA toolkit): the model, the trackers, the influence solves and the contributions live on
+// the device; the measures are computed on the host from the contributions copied back.
 
 #include <algorithm>
 #include <cmath>
@@ -38,6 +42,7 @@ struct options {
   std::string out = "results/approximation";
   std::string model = "mlp:32";
   std::string precision = "float64";
+  std::string device = "cpu";
   index train_size = 0, validation_size = 1000, test_size = 1000;  // 0: 5,000 (Fashion-MNIST), 3,000 (MNIST)
   index pairs = 20;            // test points of the pairwise C(i, j)
   double tracked_share = 0.01;  // of every class
@@ -73,22 +78,18 @@ struct tracker_pair {
         free(model, loss, tracked, N, static_cast<T>(p), static_cast<T>(lambda), lean_projection<T>{}) {}
 };
 
-template <Scalar T>
-std::span<const T> span_of(const matrix<T, cpu>& m) {
-  return {m.data(), static_cast<std::size_t>(m.size())};
-}
-
 /// Column 0 of an n × (1 + m) contribution matrix (C(i) on the test set) and the rest (C(i, j)).
 template <Scalar T>
 struct split_contributions {
   std::vector<T> mean, pairs;
 };
-template <Scalar T>
-split_contributions<T> split_columns(const matrix<T, cpu>& C) {
+template <Scalar T, class B>
+split_contributions<T> split_columns(const matrix<T, B>& C) {
+  const std::vector<T> host = C.to_host();
   split_contributions<T> out;
   for (index r = 0; r < C.rows(); ++r) {
-    out.mean.push_back(C.view().row(r)[0]);
-    for (index c = 1; c < C.cols(); ++c) out.pairs.push_back(C.view().row(r)[c]);
+    out.mean.push_back(host[static_cast<std::size_t>(r * C.cols())]);
+    for (index c = 1; c < C.cols(); ++c) out.pairs.push_back(host[static_cast<std::size_t>(r * C.cols() + c)]);
   }
   return out;
 }
@@ -96,7 +97,8 @@ split_contributions<T> split_columns(const matrix<T, cpu>& C) {
 template <class Model>
 int run(const options& opt, Model model, const std::string& description) {
   using T = typename Model::scalar_type;
-  using Loss = SoftmaxCrossEntropy<T>;
+  using B = typename Model::backend_type;
+  using Loss = SoftmaxCrossEntropy<T, B>;
   results out(opt.out, "approximation");
   const index train_size = opt.train_size > 0 ? opt.train_size : opt.dataset == "mnist" ? 3000 : 5000;
   const auto data = load_dataset<T>(opt.dataset, opt.data_dir, train_size, opt.validation_size, opt.test_size);
@@ -118,12 +120,13 @@ int run(const options& opt, Model model, const std::string& description) {
   const index pairs_of_variants = opt.published_decay > 0 ? 2 : 1;
   // Exact and Hessian-free states (∇ and dv) of every pair, the hypergradient difference and the
   // influence solves' directions: the bytes this run holds beyond training.
-  check_memory(static_cast<double>(pairs_of_variants * 4 * n + 8 * (1 + opt.pairs)) * static_cast<double>(P) * sizeof(T),
+  check_memory<B>(static_cast<double>(pairs_of_variants * 4 * n + 8 * (1 + opt.pairs)) * static_cast<double>(P) * sizeof(T),
                "tracking " + std::to_string(n) + " samples Exact and Hessian-free");
 
-  fmt::print("{} {} train / {} test ({} for the pairwise C(i, j)); {} ({} parameters, {}); {} epochs = {} "
+  fmt::print("{} {} train / {} test ({} for the pairwise C(i, j)); {} ({} parameters, {}, on {}); {} epochs = {} "
              "steps of {}; tracking {} samples ({} per class) Exact and Hessian-free; recurrence weight decay {}{}\n",
-             opt.dataset, N, data.test.size(), opt.pairs, description, P, opt.precision, opt.training.epochs, order.steps(),
+             opt.dataset, N, data.test.size(), opt.pairs, description, P, opt.precision, opt.device, opt.training.epochs,
+             order.steps(),
              opt.training.batch_size, n, per_class, opt.training.weight_decay,
              opt.published_decay > 0 ? fmt::format(" and, as the published code, {}", opt.published_decay) : "");
   fmt::print("Exact tracking costs {} Hessian-vector products per step ({} in all)\n", pairs_of_variants * n,
@@ -131,7 +134,7 @@ int run(const options& opt, Model model, const std::string& description) {
   std::fflush(stdout);
 
   Loss loss;
-  SGD<T> optimizer(P, sgd_of(opt.training));
+  SGD<T, B> optimizer(P, sgd_of(opt.training));
   std::vector<std::unique_ptr<tracker_pair<Model, Loss>>> variants;
   variants.push_back(std::make_unique<tracker_pair<Model, Loss>>("faithful", opt.training.weight_decay,
                                                                  opt.training.momentum, model, loss, tracked, N));
@@ -150,22 +153,23 @@ int run(const options& opt, Model model, const std::string& description) {
   std::array<index, 2> influence_failures{0, 0};  // LiSSA, CG: record points whose solve diverged
 
   // The directions: row 0 the mean test loss's gradient at w_t, rows 1..m the pairs' gradients.
+  // Summed on the host in double, whatever the device, so that both devices start from the same D.
   const auto directions_at = [&](vector_view<const T> w) {
-    matrix<T, cpu> D(1 + opt.pairs, P);
-    const auto all = per_sample_gradients(model, loss, w, data.test);
+    const std::vector<T> all = per_sample_gradients(model, loss, w, data.test).to_host();
+    std::vector<T> D(static_cast<std::size_t>((1 + opt.pairs) * P));
     for (index q = 0; q < P; ++q) {
       double s = 0;
-      for (index j = 0; j < data.test.size(); ++j) s += all.view().row(j)[q];
-      D.view().row(0)[q] = static_cast<T>(s / static_cast<double>(data.test.size()));
+      for (index j = 0; j < data.test.size(); ++j) s += all[static_cast<std::size_t>(j * P + q)];
+      D[static_cast<std::size_t>(q)] = static_cast<T>(s / static_cast<double>(data.test.size()));
     }
-    for (index j = 0; j < opt.pairs; ++j) std::copy_n(all.view().row(j), P, D.view().row(1 + j));
-    return D;
+    std::copy_n(all.begin(), opt.pairs * P, D.begin() + P);
+    return matrix<T, B>::from_host(D, 1 + opt.pairs, P);
   };
 
   struct recorder {
-    std::function<void(const step_context<T, cpu>&)> record;
-    void after_update(const step_context<T, cpu>& ctx) { record(ctx); }
-  } record_points{[&](const step_context<T, cpu>& ctx) {
+    std::function<void(const step_context<T, B>&)> record;
+    void after_update(const step_context<T, B>& ctx) { record(ctx); }
+  } record_points{[&](const step_context<T, B>& ctx) {
     const index steps_done = ctx.step + 1;
     if (steps_done % steps_per_epoch != 0) return;
     const index epoch = steps_done / steps_per_epoch;
@@ -175,7 +179,7 @@ int run(const options& opt, Model model, const std::string& description) {
     const auto D = directions_at(w);
 
     // Influence functions at w_t (the same for both variants: they do not follow the trajectory).
-    std::optional<matrix<T, cpu>> C_lissa, C_cg;
+    std::optional<matrix<T, B>> C_lissa, C_cg;
     std::string influence_note;
     if (epoch >= influence_from) {
       const auto G = per_sample_gradients(model, loss, w, subset(train, tracked));
@@ -184,7 +188,7 @@ int run(const options& opt, Model model, const std::string& description) {
         auto ihvp = ihvp_of(opt.influence, use_cg ? ihvp_method::conjugate_gradient : ihvp_method::lissa,
                             opt.influence.damping, opt.seed + static_cast<std::uint64_t>(epoch));
         ihvp.lissa.residual_check = false;
-        matrix<T, cpu> S(D.rows(), P);
+        matrix<T, B> S(D.rows(), P);
         ihvp_report report;
         try {
           report = inverse_hvp(objective, std::as_const(D).view(), S.view(), ihvp);
@@ -207,7 +211,7 @@ int run(const options& opt, Model model, const std::string& description) {
           influence_note += fmt::format("; LiSSA depth {}, last relative change up to {:.1e}", r.depth,
                                         *std::max_element(r.final_relative_change.begin(), r.final_relative_change.end()));
         }
-        (use_cg ? C_cg : C_lissa) = influence_contributions<cpu>(G.view(), std::as_const(S).view(), N);
+        (use_cg ? C_cg : C_lissa) = influence_contributions<B>(G.view(), std::as_const(S).view(), N);
       }
     }
 
@@ -217,11 +221,13 @@ int run(const options& opt, Model model, const std::string& description) {
     for (auto& v : variants) {
       const auto exact = v->exact.hypergradients();
       const auto free = v->free.hypergradients();
+      const std::vector<T> exact_host = rows_to_host<B>(exact), free_host = rows_to_host<B>(free);
       double error_sum = 0, relative_sum = 0;
       for (index r = 0; r < n; ++r) {
         double d2 = 0, e2 = 0;
         for (index q = 0; q < P; ++q) {
-          const double e = exact.row(r)[q], d = e - static_cast<double>(free.row(r)[q]);
+          const auto k = static_cast<std::size_t>(r * P + q);
+          const double e = exact_host[k], d = e - static_cast<double>(free_host[k]);
           d2 += d * d;
           e2 += e * e;
         }
@@ -229,8 +235,8 @@ int run(const options& opt, Model model, const std::string& description) {
         error_sum += std::sqrt(d2);
         relative_sum += e2 > 0 ? std::sqrt(d2 / e2) : 0.0;
       }
-      const auto C_exact = split_columns(contributions<cpu>(exact, std::as_const(D).view(), N));
-      const auto C_free = split_columns(contributions<cpu>(free, std::as_const(D).view(), N));
+      const auto C_exact = split_columns(contributions<B>(exact, std::as_const(D).view(), N));
+      const auto C_free = split_columns(contributions<B>(free, std::as_const(D).view(), N));
       const auto agreement = [&](const split_contributions<T>& c) {
         return std::array<double, 4>{sign_error_rate(std::span<const T>(c.mean), std::span<const T>(C_exact.mean)),
                                      spearman(std::span<const T>(c.mean), std::span<const T>(C_exact.mean)),
@@ -263,7 +269,7 @@ int run(const options& opt, Model model, const std::string& description) {
     std::fflush(stdout);
   }};
 
-  vector<T, cpu> w(P);
+  vector<T, B> w(P);
   model.initialize(w.view(), opt.seed);
   const auto start = std::chrono::steady_clock::now();
   const auto history = [&] {
@@ -332,6 +338,7 @@ int run(const options& opt, Model model, const std::string& description) {
   out.set("model", description);
   out.set("parameters", P);
   out.set("precision", opt.precision);
+  out.set("device", opt.device);
   out.set("train_size", N);
   out.set("validation_size", data.validation.size());
   out.set("test_size", data.test.size());
@@ -385,11 +392,12 @@ int main(int argc, char** argv) {
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
   add_influence_options(app, opt.influence, {.choose_solver = false});
+  add_device_option(app, opt.device);
   app.add_option("--seed", opt.seed, "seed of initialisation and batch order")->capture_default_str();
   add_recipe_options(app, opt.training);
   app.add_flag("--paper", opt.paper,
                "the paper's protocol: LeNet-5, float32, 50,000/10,000/10,000, 500 tracked, 200 epochs, every 4 epochs "
-               "(far beyond a CPU: 7.8e7 Hessian-vector products per Exact tracker)");
+               "(far beyond a CPU: 7.8e7 Hessian-vector products per Exact tracker; use --device cuda)");
   return run_main("paper_approximation", app, argc, argv, [&] {
     if (opt.paper && opt.dataset != "fashion-mnist")
       throw hydra::invalid_argument("--paper runs the paper's Fashion-MNIST protocol; --dataset mnist has 5,000 digits");
@@ -403,18 +411,22 @@ int main(int argc, char** argv) {
     }
     check_influence_flags(opt.influence, /*uses_lissa=*/true);
     const bool f64 = opt.precision == "float64";
-    if (opt.model == "lenet5")
-      return f64 ? run(opt, hydra::LeNet5<double>(), "LeNet-5") : run(opt, hydra::LeNet5<float>(), "LeNet-5");
+    long hidden = 0;
     if (opt.model.rfind("mlp:", 0) == 0) {
       const auto digits = opt.model.substr(4);
-      const auto hidden = digits.empty() || digits.size() > 6 || !std::all_of(digits.begin(), digits.end(), ::isdigit)
-                              ? 0L
-                              : std::stol(digits);
+      hidden = digits.empty() || digits.size() > 6 || !std::all_of(digits.begin(), digits.end(), ::isdigit)
+                   ? 0L
+                   : std::stol(digits);
       if (hidden < 1) throw hydra::invalid_argument("--model mlp:H needs a width H in [1, 999999], got " + opt.model);
-      const auto description = fmt::format("MLP 784-{}-10 ReLU", hidden);
-      return f64 ? run(opt, hydra::Mlp<double>(784, {hidden}, 10), description)
-                 : run(opt, hydra::Mlp<float>(784, {hidden}, 10), description);
+    } else if (opt.model != "lenet5") {
+      throw hydra::invalid_argument("--model must be mlp:H or lenet5, got " + opt.model);
     }
-    throw hydra::invalid_argument("--model must be mlp:H or lenet5, got " + opt.model);
+    return on_device(opt.device, [&]<class B>() {
+      if (opt.model == "lenet5")
+        return f64 ? run(opt, hydra::LeNet5<double, B>(), "LeNet-5") : run(opt, hydra::LeNet5<float, B>(), "LeNet-5");
+      const auto description = fmt::format("MLP 784-{}-10 ReLU", hidden);
+      return f64 ? run(opt, hydra::Mlp<double, B>(784, {hidden}, 10), description)
+                 : run(opt, hydra::Mlp<float, B>(784, {hidden}, 10), description);
+    });
   });
 }

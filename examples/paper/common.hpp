@@ -29,6 +29,9 @@
 #include <fmt/core.h>
 
 #include <hydra/hydra.hpp>
+#ifdef HYDRA_PAPER_WITH_CUDA
+#include <hydra/backend/cuda.cuh>
+#endif
 
 namespace hydra::paper {
 
@@ -297,7 +300,8 @@ struct epoch_printer {
 /// Trains w (initialised from `seed`) by the recipe along `order`, with the callbacks; returns
 /// the history. The optimizer is the caller's, so that trackers built on it read its p and λ.
 template <class Model, class Loss, class... Callbacks>
-std::vector<epoch_report> train(Model& model, Loss& loss, SGD<typename Model::scalar_type>& optimizer,
+std::vector<epoch_report> train(Model& model, Loss& loss,
+                                SGD<typename Model::scalar_type, typename Model::backend_type>& optimizer,
                                 const recipe& r, vector_view<typename Model::scalar_type> w,
                                 const dataset<typename Model::scalar_type>& train_set,
                                 const dataset<typename Model::scalar_type>& validation, const batch_order& order,
@@ -314,13 +318,53 @@ inline sgd_options sgd_of(const recipe& r) {
 
 // ---- resources ----------------------------------------------------------------------------------
 
-/// Refuses a run whose estimate exceeds the memory available now, before allocating.
-inline void check_memory(double bytes, const std::string& what) {
-  const auto available = static_cast<double>(cpu::memory_available());
+/// Refuses a run whose estimate exceeds the memory that backend B has available now, before
+/// allocating (B = cuda: the GPU's free memory).
+template <class B = cpu>
+void check_memory(double bytes, const std::string& what) {
+  const auto available = static_cast<double>(B::memory_available());
   if (bytes > available)
     throw allocation_error(fmt::format("{} needs about {:.0f} bytes ({:.2f} GiB), more than the {:.2f} GiB available "
-                                       "on this machine; run it scaled down or with --device cuda",
-                                       what, bytes, bytes / 1073741824.0, available / 1073741824.0));
+                                       "{}; run it scaled down{}",
+                                       what, bytes, bytes / 1073741824.0, available / 1073741824.0,
+                                       std::is_same_v<B, cpu> ? "on this machine" : "on the GPU",
+                                       std::is_same_v<B, cpu> ? " or with --device cuda" : ""));
+}
+
+// ---- the device ---------------------------------------------------------------------------------
+
+/// Adds --device: cpu, or cuda (hydra::cuda) in a program built by nvcc from its <name>.cu, which
+/// defines HYDRA_PAPER_WITH_CUDA and includes the .cpp (the build does this where CMake finds the
+/// CUDA toolkit).
+inline void add_device_option(CLI::App& app, std::string& device) {
+  app.add_option("--device", device, "cpu or cuda (hydra::cuda: the GPU, in a build with the CUDA toolkit)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"cpu", "cuda"}));
+}
+
+/// Calls body.template operator()<B>() with the backend --device names; refuses cuda, before any
+/// data is read, in a build without it or on a machine without a usable GPU.
+template <class Body>
+int on_device(const std::string& device, Body&& body) {
+  if (device == "cuda") {
+#ifdef HYDRA_PAPER_WITH_CUDA
+    if (cuda::devices().empty())
+      throw invalid_argument("--device cuda: no CUDA device is usable (" + cuda::no_device_reason() + ")");
+    return body.template operator()<cuda>();
+#else
+    throw invalid_argument("--device cuda: this program was built without the CUDA toolkit (configure hydra where "
+                           "nvcc is, /usr/local/cuda/bin, to build it from its .cu)");
+#endif
+  }
+  return body.template operator()<cpu>();
+}
+
+/// A device matrix view's rows, copied to the host row-major (for measures computed on the host).
+template <class B, Scalar T>
+std::vector<T> rows_to_host(matrix_view<const T> m) {
+  std::vector<T> out(static_cast<std::size_t>(m.rows * m.cols));
+  for (index r = 0; r < m.rows; ++r) B::copy_to_host(m.row(r), m.cols, out.data() + r * m.cols);
+  return out;
 }
 
 inline double peak_resident_gib() {
