@@ -22,6 +22,10 @@
 // Also per method: the two principal components of each class's sign vectors (for a 2-D view),
 // the share of positive contributions among clean and among flipped samples, and the sign
 // disagreement of Hessian-free and influence functions with Exact.
+//
+// --device cuda runs training, the adjoint sweeps and the influence solve on the GPU (hydra::cuda;
+// built from clustering.cu where CMake finds the CUDA toolkit); the contributions are copied back
+// and k-means and the measures run on the host, as for --device cpu.
 
 #include <algorithm>
 #include <array>
@@ -33,6 +37,7 @@
 #include <numeric>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -44,13 +49,16 @@ using namespace hydra;
 using namespace hydra::paper;
 using hydra::index;  // not ::index of <strings.h>
 using T = float;
-using Model = LeNet5<T>;
-using Loss = SoftmaxCrossEntropy<T>;
+template <class B>
+using Model = LeNet5<T, B>;
+template <class B>
+using Loss = SoftmaxCrossEntropy<T, B>;
 
 struct options {
   std::string dataset = "fashion-mnist", data_dir;  // datasets.hpp: empty = the usual place
   std::string out = "results/clustering";
   std::string state_dir;
+  std::string device = "cpu";
   std::uint64_t seed = 0;
   recipe rec{.epochs = 50};
   bool paper = false;
@@ -111,11 +119,13 @@ struct estimate {
   [[nodiscard]] double total() const { return training + hessian_free + exact + influence + clustering; }
 };
 
-template <class F>
+template <class B, class F>
 double time_once(F&& f) {
   f();  // warm-up: workspaces are allocated on the first call
+  B::synchronize();
   const auto start = std::chrono::steady_clock::now();
   f();
+  B::synchronize();  // a device runs the call's kernels after it returns
   return seconds_of(start);
 }
 
@@ -123,55 +133,61 @@ double time_once(F&& f) {
 /// by the counts (steps, passes, directions): training steps, the Hessian-free sweep's couplings,
 /// the Exact sweep's M Hessian-vector products, the inverse-HVP solve and the training gradients
 /// of influence functions. HVP and gradient costs are taken as proportional to the samples.
-estimate estimate_cost(Model& model, Loss& loss, const dataset<T>& train, const options& opt, index steps) {
-  const index P = model.parameter_count(), M = opt.points, B = std::min(opt.rec.batch_size, train.size());
+template <class B>
+estimate estimate_cost(Model<B>& model, Loss<B>& loss, const dataset<T>& train, const options& opt, index steps) {
+  const index P = model.parameter_count(), M = opt.points, batch_size = std::min(opt.rec.batch_size, train.size());
   const index N = train.size();
-  vector<T, cpu> w(P), g(P);
+  vector<T, B> w(P), g(P);
   model.initialize(w.view(), opt.seed);
-  std::vector<index> first(sz(B));
+  std::vector<index> first(sz(batch_size));
   std::iota(first.begin(), first.end(), index{0});
-  device_batch<T, cpu> batch;
+  device_batch<T, B> batch;
   batch.load(train, first);
   const auto wv = std::as_const(w).view();
-
-  const double step = time_once([&] { (void)model.gradient(wv, batch.features(), batch.targets(), loss, g.view()); });
-  // Exact: ⌈M / chunk⌉ HVP calls of at most `chunk` directions (the adjoint's workspace limit).
-  const index chunk = std::min(M, hvp_directions_per_call(model, B, adjoint_options{}.hvp_memory_bytes));
-  matrix<T, cpu> directions(chunk, P), products(chunk, P), couplings(B, chunk);
+  // Random directions, drawn on the host (device memory is not host-addressable) and uploaded.
   xoshiro256ss rng(opt.seed);
-  for (index k = 0; k < chunk * P; ++k) directions.view().data[k] = static_cast<T>(uniform01(rng) - 0.5);
-  const double hvp_chunk = time_once([&] {
-    model.hessian_vector_products(wv, batch.features(), batch.targets(), loss, std::as_const(directions).view(),
-                                  products.view(), couplings.view());
+  const auto random_rows = [&](index rows) {
+    std::vector<T> values(sz(rows * P));
+    for (auto& value : values) value = static_cast<T>(uniform01(rng) - 0.5);
+    return matrix<T, B>::from_host(values, rows, P);
+  };
+
+  const double step =
+      time_once<B>([&] { (void)model.gradient(wv, batch.features(), batch.targets(), loss, g.view()); });
+  // Exact: ⌈M / chunk⌉ HVP calls of at most `chunk` directions (the adjoint's workspace limit).
+  const index chunk = std::min(M, hvp_directions_per_call(model, batch_size, adjoint_options{}.hvp_memory_bytes));
+  const auto directions = random_rows(chunk);
+  matrix<T, B> products(chunk, P), couplings(batch_size, chunk);
+  const double hvp_chunk = time_once<B>([&] {
+    model.hessian_vector_products(wv, batch.features(), batch.targets(), loss, directions.view(), products.view(),
+                                  couplings.view());
   });
   const double hvp_all = hvp_chunk * static_cast<double>(M) / static_cast<double>(chunk);
   // Per-sample gradients and their products with M directions (influence functions' training
   // gradients; the Hessian-free sweep when M > batch).
-  matrix<T, cpu> gradients(B, P), many(M, P), product(B, M);
-  for (index k = 0; k < M * P; ++k) many.view().data[k] = static_cast<T>(uniform01(rng) - 0.5);
-  const double gradient_gemm = time_once([&] {
+  matrix<T, B> gradients(batch_size, P), product(batch_size, M);
+  const auto many = random_rows(M);
+  const double gradient_gemm = time_once<B>([&] {
     model.per_sample_gradients(wv, batch.features(), batch.targets(), loss, gradients.view());
-    cpu::gemm(transpose::no, transpose::yes, T(1), std::as_const(gradients).view(), std::as_const(many).view(), T(0),
-              product.view());
+    B::gemm(transpose::no, transpose::yes, T(1), std::as_const(gradients).view(), many.view(), T(0), product.view());
   });
   double hf_step = gradient_gemm;
-  if (M <= B)
-    hf_step = time_once([&] {
-      model.directional_derivatives(wv, batch.features(), batch.targets(), loss, std::as_const(many).view(),
-                                    product.view());
+  if (M <= batch_size)
+    hf_step = time_once<B>([&] {
+      model.directional_derivatives(wv, batch.features(), batch.targets(), loss, many.view(), product.view());
     });
 
   const auto n = [](index v) { return static_cast<double>(v); };
   estimate e;
   // Training: the steps, plus one forward pass (≈ 1/3 of a step's work) over the validation set
   // per epoch.
-  e.training = n(steps) * step + n(opt.rec.epochs) * n(opt.validation_size) / n(B) * step / 3;
+  e.training = n(steps) * step + n(opt.rec.epochs) * n(opt.validation_size) / n(batch_size) * step / 3;
   e.hessian_free = n(steps) * hf_step;
   e.exact = n(steps) * hvp_all;
   const double solve = opt.influence.ihvp == "cg"
-                           ? n(opt.influence.cg_max_iterations) * n(N) / n(B) * hvp_all
-                           : (n(opt.influence.lissa_depth) * n(opt.influence.lissa_repeats) * n(opt.influence.lissa_batch) + n(N)) / n(B) * hvp_all;
-  e.influence = solve + n(N) / n(B) * gradient_gemm;
+                           ? n(opt.influence.cg_max_iterations) * n(N) / n(batch_size) * hvp_all
+                           : (n(opt.influence.lissa_depth) * n(opt.influence.lissa_repeats) * n(opt.influence.lissa_batch) + n(N)) / n(batch_size) * hvp_all;
+  e.influence = solve + n(N) / n(batch_size) * gradient_gemm;
   // k-means: restarts × about 20 Lloyd iterations × 2 centroids × N × M multiply-adds per method,
   // at an assumed 1 ns each.
   e.clustering = 3.0 * n(opt.kmeans_restarts) * 20 * 2 * n(N) * n(M) * 1e-9;
@@ -342,17 +358,18 @@ method_result analyse(const std::vector<float>* contributions, index M, const no
   return r;
 }
 
-/// C(i, j) = −(1/N)·u_j·∇_{T,i} for every training sample (N × M, row-major) by the adjoint sweep.
-template <HypergradientPolicy Policy, class Trajectory>
-std::vector<float> adjoint_contributions(Model& model, Loss& loss, const dataset<T>& train, const batch_order& order,
-                                         Trajectory& trajectory, const matrix<T, cpu>& directions,
-                                         const SGD<T>& optimizer) {
+/// C(i, j) = −(1/N)·u_j·∇_{T,i} for every training sample (N × M, row-major, host memory) by the
+/// adjoint sweep.
+template <HypergradientPolicy Policy, class B, class Trajectory>
+std::vector<float> adjoint_contributions(Model<B>& model, Loss<B>& loss, const dataset<T>& train,
+                                         const batch_order& order, Trajectory& trajectory,
+                                         const matrix<T, B>& directions, const SGD<T, B>& optimizer) {
   const auto projections =
       adjoint_projections<Policy>(model, loss, train, order, trajectory, directions.view(), optimizer);
-  const auto C = contributions_from_projections<cpu>(projections.view(), train.size());
-  return {C.view().data, C.view().data + C.rows() * C.cols()};
+  return contributions_from_projections<B>(projections.view(), train.size()).to_host();
 }
 
+template <class B>
 int run(const options& opt) {
   const auto start = std::chrono::steady_clock::now();
   if (!(opt.noise > 0 && opt.noise < 1))
@@ -394,8 +411,8 @@ int run(const options& opt) {
   std::sort(points.begin(), points.end());
   const auto validation_points = subset(data.validation, std::span<const index>(points));
 
-  Model model;
-  Loss loss;
+  Model<B> model;
+  Loss<B> loss;
   const index P = model.parameter_count();
   const auto order = batch_order::shuffled(N, opt.rec.batch_size, opt.rec.epochs, opt.seed);
   const index steps = order.steps();
@@ -404,33 +421,38 @@ int run(const options& opt) {
              "random validation points of {}\n",
              P, N, noisy.flipped.size(), 100 * opt.noise, opt.rec.epochs, steps, opt.rec.batch_size, M,
              data.validation.size());
+  constexpr bool on_cpu = std::is_same_v<B, cpu>;
   if (!opt.paper)
-    fmt::print("scaled CPU run (the paper: {} training samples, {} validation points, {} epochs; --paper runs "
+    fmt::print("scaled {} run (the paper: {} training samples, {} validation points, {} epochs; --paper runs "
                "that): the Exact sweep costs M Hessian-vector products per step\n",
-               paper_train, paper_points, paper_epochs);
+               on_cpu ? "CPU" : "GPU", paper_train, paper_points, paper_epochs);
 
   const double bytes = memory_estimate(opt, P, steps);
   const double trajectory_gib =
       opt.state_dir.empty() ? static_cast<double>(steps) * static_cast<double>(P) * sizeof(T) / 1073741824.0 : 0.0;
   const auto cost = estimate_cost(model, loss, noisy.data, opt, steps);
-  fmt::print("estimate before starting (one core, from one timed step of each kind): memory {:.2f} GiB "
+  fmt::print("estimate before starting ({}, from one timed step of each kind): memory {:.2f} GiB "
              "(trajectory {:.2f} GiB{}); time {:.0f} s = training {:.0f} + Hessian-free {:.0f} + Exact {:.0f} + "
              "influence functions {:.0f} + k-means {:.0f} ({:.1f} h)\n",
-             bytes / 1073741824.0,
+             on_cpu ? "one core" : "on the GPU", bytes / 1073741824.0,
              trajectory_gib,
              opt.state_dir.empty() ? "" : ", in a mapped file in " + opt.state_dir, cost.total(), cost.training,
              cost.hessian_free, cost.exact, cost.influence, cost.clustering, cost.total() / 3600);
   std::fflush(stdout);
-  check_memory(bytes, "this clustering run");
+  check_memory<B>(bytes, "this clustering run");
   if (opt.estimate_only) return 0;
   results out(opt.out, "clustering");
 
   // ---- train on the noisy labels, recording the trajectory ----
-  vector<T, cpu> w(P);
+  vector<T, B> w(P);
   model.initialize(w.view(), opt.seed);
-  SGD<T> optimizer(P, sgd_of(opt.rec));
-  auto trajectory = opt.state_dir.empty() ? trajectory_recorder<T, cpu>()
-                                          : trajectory_recorder<T, cpu>(steps, P, opt.state_dir);
+  SGD<T, B> optimizer(P, sgd_of(opt.rec));
+  auto trajectory = [&] {
+    // A mapped file is host memory: main() refuses --state-dir for a device.
+    if constexpr (B::host_accessible)
+      if (!opt.state_dir.empty()) return trajectory_recorder<T, B>(steps, P, opt.state_dir);
+    return trajectory_recorder<T, B>();
+  }();
   auto phase = std::chrono::steady_clock::now();
   const auto history =
       paper::train(model, loss, optimizer, opt.rec, w.view(), noisy.data, data.validation, order, "train", trajectory);
@@ -452,8 +474,9 @@ int run(const options& opt) {
                       r.validation_accuracy});
     out.csv("training.csv", {"epoch", "learning_rate", "training_loss", "validation_loss", "validation_accuracy"},
             rows);
-    out.csv("accuracy.csv", {"given_labels", "wrong_labels_of_flipped", "true_labels", "test"},
-            {{on_given.accuracy, on_flipped.accuracy, on_true.accuracy, on_test.accuracy}});
+    // The row is named: nvcc's front end garbles a nested braced list ({{...}}) as an argument here.
+    const std::vector<double> accuracy{on_given.accuracy, on_flipped.accuracy, on_true.accuracy, on_test.accuracy};
+    out.csv("accuracy.csv", {"given_labels", "wrong_labels_of_flipped", "true_labels", "test"}, {accuracy});
   }
 
   // ---- the M directions u_j = ∇ℓ(val_j; w_T) ----
@@ -510,14 +533,14 @@ int run(const options& opt) {
     }
     // The training gradients in chunks (N × |w| at once would be 12 GB at the paper's scale).
     C[influence_functions].assign(sz(N * M), 0.0F);
-    matrix<T, cpu> part;
+    matrix<T, B> part;
     constexpr index chunk = 1024;
     for (index first = 0; first < N; first += chunk) {
       const index count = std::min(chunk, N - first);
       const auto G = per_sample_gradients(model, loss, wv, split(noisy.data, first, count));
       part.resize(count, M);
-      influence_contributions<cpu>(G.view(), std::as_const(solved.s_test).view(), N, part.view());
-      std::copy_n(part.view().data, count * M, C[influence_functions].begin() + first * M);
+      influence_contributions<B>(G.view(), std::as_const(solved.s_test).view(), N, part.view());
+      B::copy_to_host(std::as_const(part).view().data, count * M, C[influence_functions].data() + first * M);
     }
   }
   seconds[influence_functions] = seconds_of(phase);
@@ -644,7 +667,8 @@ int run(const options& opt) {
                                              "epochs (paper {}), validation set {} (paper {}), test set {} (paper {})",
                                              N, paper_train, M, paper_points, opt.rec.epochs, paper_epochs,
                                              opt.validation_size, paper_validation, opt.test_size, paper_test));
-  out.set("model", std::string("LeNet-5 (61,706 parameters, ReLU), float32, CPU"));
+  out.set("model", std::string("LeNet-5 (61,706 parameters, ReLU), float32, ") + (on_cpu ? "CPU" : "GPU"));
+  out.set("device", opt.device);
   out.set("train_size", N);
   out.set("validation_size", opt.validation_size);
   out.set("test_size", opt.test_size);
@@ -714,6 +738,7 @@ int main(int argc, char** argv) {
   app.add_option("--noise", opt.noise, "share of the training set given a wrong label, in (0, 1)")
       ->capture_default_str();
   add_influence_options(app, opt.influence);
+  add_device_option(app, opt.device);
   app.add_option("--kmeans-restarts", opt.kmeans_restarts, "k-means++ restarts per class (scikit-learn: 10)")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
@@ -725,7 +750,8 @@ int main(int argc, char** argv) {
                "print the memory and time estimate (from one timed step of each kind) and stop");
   app.add_flag("--paper", opt.paper,
                "the paper's protocol: 50,000/10,000/10,000, 50 epochs, M = 1,000 validation points, influence "
-               "functions by LiSSA (Eq. 21); flags given explicitly still apply");
+               "functions by LiSSA (Eq. 21); flags given explicitly still apply (M = 1,000 Hessian-vector products per "
+               "step of the Exact sweep: use --device cuda)");
   return run_main("paper_clustering", app, argc, argv, [&] {
     if (opt.paper) {
       const auto unless_given = [&](const char* flag, auto& value, auto paper_value) {
@@ -738,6 +764,9 @@ int main(int argc, char** argv) {
       unless_given("--epochs", opt.rec.epochs, paper_epochs);
       unless_given("--ihvp", opt.influence.ihvp, std::string("lissa"));
     }
-    return run(opt);
+    if (opt.device != "cpu" && !opt.state_dir.empty())
+      throw invalid_argument("--state-dir keeps the trajectory in a mapped file of host memory, which --device " +
+                             opt.device + " cannot use: leave --state-dir out (the trajectory stays in GPU memory)");
+    return on_device(opt.device, [&]<class B>() { return run<B>(opt); });
   });
 }
