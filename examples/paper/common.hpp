@@ -328,7 +328,7 @@ void check_memory(double bytes, const std::string& what) {
                                        "{}; run it scaled down{}",
                                        what, bytes, bytes / 1073741824.0, available / 1073741824.0,
                                        std::is_same_v<B, cpu> ? "on this machine" : "on the GPU",
-                                       std::is_same_v<B, cpu> ? " or with --device cuda" : ""));
+                                       std::is_same_v<B, cpu> ? " (or with --device cuda, where the program takes it)" : ""));
 }
 
 // ---- the device ---------------------------------------------------------------------------------
