@@ -18,6 +18,10 @@
 // Built-in checks (exit 1 when one fails): the mean-loss column equals the class columns weighted
 // by the classes' shares of the test set (the loss is linear in them); the replay ends at the same
 // w_T bit for bit; the tracker's mean over j of C(i, j) equals the adjoint's C(i) of the same policy.
+//
+// Experiment 5 here: --recurrence-decay 1 runs the sweeps and the replay's tracker with the weight
+// decay of the authors' published code (1) in the hypergradient recurrence while training keeps
+// λ = 2e-5, to test whether that accounts for the paper's spread and Figure 2 (docs/experiments.md).
 
 #include <algorithm>
 #include <array>
@@ -62,6 +66,7 @@ struct options {
   index top = 8, neighbours = 3;
   std::string neighbour_policy = "exact";
   index checkpoint_every = -1;  // −1: automatic
+  double recurrence_decay = -1;  // < 0: the optimiser's λ
 };
 
 /// v[i] for an index i (the containers here are indexed by hydra::index).
@@ -244,16 +249,17 @@ void print_matrix(const char* title, const hydra::class_matrix& m, double scale)
 /// Replays training from the same initialisation along the same batch order with a forward
 /// tracker of the chosen samples; returns C(i, j) (rows in the order of `chosen`, columns every
 /// test point) and the replay's seconds. Throws when the replay does not end at w_T bit for bit.
+/// Training steps with the recipe's optimiser; the tracker takes p and λ from `recurrence`.
 template <class Policy>
 std::pair<hydra::matrix<T, hydra::cpu>, double>
-replay(const options& opt, Model& model, Loss& loss, const paper::split_data<T>& data, const hydra::batch_order& order,
-       const hydra::vector<T, hydra::cpu>& w_final, const std::vector<index>& chosen) {
+replay(const options& opt, Model& model, Loss& loss, const hydra::SGD<T>& recurrence, const paper::split_data<T>& data,
+       const hydra::batch_order& order, const hydra::vector<T, hydra::cpu>& w_final, const std::vector<index>& chosen) {
   const index P = model.parameter_count(), N = data.train.size();
   const auto start = std::chrono::steady_clock::now();
   hydra::vector<T, hydra::cpu> w(P);
   model.initialize(w.view(), opt.seed);
   hydra::SGD<T> optimizer(P, paper::sgd_of(opt.recipe));
-  hydra::hypergradient_tracker<Model, Loss, Policy> tracker(model, loss, optimizer, chosen, N);
+  hydra::hypergradient_tracker<Model, Loss, Policy> tracker(model, loss, recurrence, chosen, N);
   (void)paper::train(model, loss, optimizer, opt.recipe, w.view(), data.train, data.validation, order,
                      fmt::format("replay ({} tracker)", Policy::name), tracker);
   for (index q = 0; q < P; ++q)
@@ -280,20 +286,20 @@ struct sweeps {
 };
 
 template <class Trajectory>
-sweeps sweep_both(Model& model, Loss& loss, const hydra::SGD<T>& optimizer, const hydra::dataset<T>& train,
+sweeps sweep_both(Model& model, Loss& loss, const hydra::SGD<T>& recurrence, const hydra::dataset<T>& train,
                   const hydra::batch_order& order, Trajectory& trajectory, const std::vector<T>& U) {
   const index P = model.parameter_count();
   const hydra::matrix_view<const T> directions(U.data(), M, P);
   sweeps out;
   auto start = std::chrono::steady_clock::now();
-  out.exact = hydra::adjoint_projections<hydra::Exact>(model, loss, train, order, trajectory, directions, optimizer);
+  out.exact = hydra::adjoint_projections<hydra::Exact>(model, loss, train, order, trajectory, directions, recurrence);
   out.exact_seconds = paper::seconds_since(start);
   fmt::print("exact adjoint sweep, M = {}: {:.1f} s ({:.1f} ms per step)\n", M, out.exact_seconds,
              1e3 * out.exact_seconds / static_cast<double>(order.steps()));
   std::fflush(stdout);
   start = std::chrono::steady_clock::now();
   out.hessian_free =
-      hydra::adjoint_projections<hydra::HessianFree>(model, loss, train, order, trajectory, directions, optimizer);
+      hydra::adjoint_projections<hydra::HessianFree>(model, loss, train, order, trajectory, directions, recurrence);
   out.hessian_free_seconds = paper::seconds_since(start);
   fmt::print("Hessian-free adjoint sweep, M = {}: {:.1f} s ({:.1f} ms per step)\n", M, out.hessian_free_seconds,
              1e3 * out.hessian_free_seconds / static_cast<double>(order.steps()));
@@ -339,6 +345,10 @@ int run(options opt, const CLI::App& app) {
   if (opt.neighbours > opt.test_size)
     throw hydra::invalid_argument(fmt::format("--neighbours {} is more than the {} test points of --test-size",
                                               opt.neighbours, opt.test_size));
+  if (given("--recurrence-decay") && !(opt.recurrence_decay >= 0 && std::isfinite(opt.recurrence_decay)))
+    throw hydra::invalid_argument(fmt::format("--recurrence-decay must be finite and at least 0, got {}",
+                                              opt.recurrence_decay));
+  const double recurrence_decay = opt.recurrence_decay < 0 ? opt.recipe.weight_decay : opt.recurrence_decay;
 
   paper::results out(opt.out, "inspection");
   const auto data = paper::load_dataset<T>(opt.dataset, opt.data_dir, opt.train_size, opt.validation_size, opt.test_size);
@@ -387,6 +397,10 @@ int run(options opt, const CLI::App& app) {
   fmt::print("inspection: LeNet-5 ({} parameters) on {} Fashion-MNIST training images, {} epochs = {} steps of {}; "
              "{} validation, {} test images ({})\n",
              P, N, opt.recipe.epochs, steps, opt.recipe.batch_size, data.validation.size(), n_test, scale);
+  if (recurrence_decay != opt.recipe.weight_decay)
+    fmt::print("hypergradient recurrence with weight decay {} while training uses {} (the published code's "
+               "recurrence, experiment 5)\n",
+               recurrence_decay, opt.recipe.weight_decay);
   fmt::print("trajectory: {} ({:.3f} GB); estimated peak {:.2f} GB\n",
              every == 0 ? std::string("every step kept in memory")
                         : fmt::format("checkpoints every {} steps, segments recomputed", every),
@@ -408,6 +422,7 @@ int run(options opt, const CLI::App& app) {
   out.set("plateau_patience", opt.recipe.plateau_patience);
   out.set("momentum", opt.recipe.momentum);
   out.set("weight_decay", opt.recipe.weight_decay);
+  out.set("recurrence_decay", recurrence_decay);
   out.set("seed", static_cast<double>(opt.seed));
   out.set("steps", steps);
   out.set("top", opt.top);
@@ -424,6 +439,11 @@ int run(options opt, const CLI::App& app) {
   hydra::vector<T, hydra::cpu> w(P);
   model.initialize(w.view(), opt.seed);
   hydra::SGD<T> optimizer(P, paper::sgd_of(opt.recipe));
+  // The linear map of the recurrence (sweeps and replay): the optimiser's, with its decay replaced
+  // where --recurrence-decay says so. Training always steps with `optimizer`.
+  auto recurrence_options = paper::sgd_of(opt.recipe);
+  recurrence_options.weight_decay = recurrence_decay;
+  const hydra::SGD<T> recurrence(P, recurrence_options);
   std::vector<hydra::epoch_report> history;
   double training_seconds = 0;
   std::vector<T> U(static_cast<std::size_t>(M * P));
@@ -451,7 +471,7 @@ int run(options opt, const CLI::App& app) {
     training_seconds = paper::seconds_since(start);
     fmt::print("training with the trajectory recorded: {:.1f} s\n", training_seconds);
     directions_at(std::as_const(w).view());
-    return sweep_both(model, loss, optimizer, data.train, order, trajectory, U);
+    return sweep_both(model, loss, recurrence, data.train, order, trajectory, U);
   };
   sweeps s = every == 0 ? [&] {
     hydra::trajectory_recorder<T, hydra::cpu> trajectory;
@@ -594,8 +614,8 @@ int run(options opt, const CLI::App& app) {
   std::fflush(stdout);
   auto [pairwise, replay_seconds] =
       opt.neighbour_policy == "exact"
-          ? replay<hydra::Exact>(opt, model, loss, data, order, w, chosen)
-          : replay<hydra::HessianFree>(opt, model, loss, data, order, w, chosen);
+          ? replay<hydra::Exact>(opt, model, loss, recurrence, data, order, w, chosen)
+          : replay<hydra::HessianFree>(opt, model, loss, recurrence, data, order, w, chosen);
   fmt::print("replay with the tracker and C(i, j) for every test point: {:.1f} s; it ended at w_T bit for bit\n",
              replay_seconds);
   const auto& same_policy = opt.neighbour_policy == "exact" ? exact : hessian_free;
@@ -725,5 +745,9 @@ int main(int argc, char** argv) {
   app.add_option("--checkpoint-every", opt.checkpoint_every,
                  "keep w every K steps and recompute the rest; 0 keeps every step (default: every step in memory "
                  "when it takes at most a quarter of the available memory, else K = ceil(sqrt(steps)))");
+  app.add_option("--recurrence-decay", opt.recurrence_decay,
+                 "weight decay of the hypergradient recurrence (both sweeps and the replay's tracker); training "
+                 "keeps --weight-decay. 1 reproduces the authors' published code (experiment 5) (default: "
+                 "--weight-decay)");
   return paper::run_main("paper_inspection", app, argc, argv, [&] { return run(opt, app); });
 }

@@ -27,6 +27,12 @@ SHORT = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "
 HELP, HARM = "#1a7f37", "#b3261e"
 
 
+def _recurrence(s):
+    """'' or, where the recurrence's weight decay is not training's (experiment 5), a note saying so."""
+    decay = s.get("recurrence_decay", s["weight_decay"])
+    return "" if decay == s["weight_decay"] else f"; recurrence weight decay {decay:g} (the published code's)"
+
+
 def _matrix(folder, name):
     table = read_csv(folder, name)
     return np.array([table[c] for c in CLASSES]).T  # rows: training class
@@ -72,7 +78,7 @@ def _distribution(folder, settings):
     right.legend(loc="upper left", fontsize=8)
     s = settings["settings"]
     fig.suptitle(f"Contributions on the test set: LeNet-5, {int(s['train_size']):,} training images, "
-                 f"{int(s['epochs'])} epochs", fontsize=11)
+                 f"{int(s['epochs'])} epochs{_recurrence(s)}", fontsize=11)
     return save(fig, folder, "inspection_distribution")
 
 
@@ -120,7 +126,7 @@ def _inter_class(folder, settings):
         _heatmap(axes[m, 1], normalised, f"{label}: normalised by sqrt(row sum x column sum)\n({note})", 1.0, "")
     s = settings["settings"]
     fig.suptitle(f"Inter-class contribution (paper Fig. 2): LeNet-5, {int(s['train_size']):,} training images, "
-                 f"{int(s['test_size']):,} test images. Positive (blue) = helps.\nGold outlines: the pairs the paper "
+                 f"{int(s['test_size']):,} test images{_recurrence(s)}. Positive (blue) = helps.\nGold outlines: the pairs the paper "
                  "calls symmetric low contributions (Pullover/Coat, T-shirt/Shirt, Sneaker/Ankle boot)", fontsize=11)
     return save(fig, folder, "inspection_inter_class")
 
@@ -148,7 +154,7 @@ def _extremes(folder, settings):
             ax.set_ylabel("most helpful" if helpful else "most harmful", fontsize=10)
     s = settings["settings"]
     fig.suptitle(f"Training images with extreme exact C(i) on the mean test loss: true / predicted label, confidence "
-                 f"(softmax probability of the prediction) - LeNet-5, {int(s['train_size']):,} images.\n"
+                 f"(softmax probability of the prediction) - LeNet-5, {int(s['train_size']):,} images{_recurrence(s)}.\n"
                  "The paper's Fashion-MNIST example (Table 2): Coat / "
                  "Pullover, confidence 0.66, C = +0.93e-3 (50,000 images)", fontsize=9.5)
     return save(fig, folder, "inspection_extremes")
@@ -191,7 +197,7 @@ def _neighbours(folder, settings):
     axes[0, k + 1].set_ylabel("most harmful", fontsize=9)
     fig.suptitle(f"Each framed training image (true / predicted, confidence, exact C(i)), then the {k} test images "
                  f"whose loss it changes most:\nlargest |C(i, j)|, green = it lowers that test loss; C(i, j) from the "
-                 f"{policy} tracker of the replayed training\n", fontsize=9.5, y=0.995)
+                 f"{policy} tracker of the replayed training{_recurrence(settings['settings'])}\n", fontsize=9.5, y=0.995)
     return save(fig, folder, "inspection_neighbours")
 
 
