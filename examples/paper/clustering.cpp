@@ -577,7 +577,7 @@ int run(const options& opt) {
     const auto& rows = members[sz(c)];
     const auto flipped = std::count_if(rows.begin(), rows.end(),
                                        [&](index i) { return noisy.is_flipped[sz(i)] != 0; });
-    fmt::print("{:<12} {:>5} {:>5}", fashion_mnist_classes[c], rows.size(), flipped);
+    fmt::print("{:<12} {:>5} {:>5}", class_names_of(opt.dataset)[sz(c)], rows.size(), flipped);
     std::vector<double> row{static_cast<double>(c), static_cast<double>(rows.size()), static_cast<double>(flipped)};
     for (int m = 0; m < method_count; ++m) {
       const auto& v = found[sz(m)].per_class[sz(c)];

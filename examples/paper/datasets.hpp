@@ -4,6 +4,7 @@
 // scripts/fetch-mnist-5k.sh). --data-dir is the Fashion-MNIST folder or the MNIST .csv.gz file;
 // empty means the usual place of each.
 
+#include <span>
 #include <string>
 
 #include "common.hpp"
@@ -12,6 +13,13 @@
 namespace hydra::paper {
 
 inline constexpr const char* dataset_names = "fashion-mnist or mnist";
+
+/// The names of a data set's ten classes, in label order.
+using class_names = std::span<const char* const, 10>;
+inline constexpr const char* mnist_classes[10] = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+inline class_names class_names_of(const std::string& dataset) {
+  return dataset == "mnist" ? class_names(mnist_classes) : class_names(fashion_mnist_classes);
+}
 
 /// Adds --dataset and --data-dir to a program.
 inline void add_dataset_options(CLI::App& app, std::string& dataset, std::string& location) {

@@ -1,5 +1,6 @@
 // The paper's "Manual Inspection" experiment (main text: the mean and standard deviation of all
-// contributions, Table 2 and Figure 2; supplement Tables 1–2) on the real Fashion-MNIST, with
+// contributions, Table 2 and Figure 2; supplement Tables 1–2) on the real Fashion-MNIST (or real
+// MNIST digits with --dataset mnist), with
 // LeNet-5 trained by the paper's recipe (supplement Table 3):
 //
 //  1. C(i) of EVERY training sample on the mean test loss, exactly: one adjoint sweep
@@ -43,10 +44,16 @@ using Loss = hydra::SoftmaxCrossEntropy<T>;
 using hydra::index;
 namespace paper = hydra::paper;
 
-// The paper's Fashion-MNIST numbers (main text, "Manual Inspection"; the std is printed as 0.1×10^-3).
-constexpr double paper_mean = -4.9858e-7, paper_std = 1.0e-4;
-// The class pairs the paper calls symmetric low contributions on Fashion-MNIST.
-constexpr std::array<std::pair<index, index>, 3> paper_pairs{{{2, 4}, {0, 6}, {7, 9}}};
+// The paper's numbers for a data set (main text, "Manual Inspection"; supplement, "Experiment
+// Settings"): the mean and standard deviation of all C(i) on the test set with 50,000 training
+// images, LeNet-5's test accuracy, and the class pairs Figure 2 shows as symmetric low contributions.
+struct paper_reference {
+  double mean, std, accuracy;
+  std::array<std::pair<index, index>, 3> pairs;
+};
+// Fashion-MNIST's std is printed as 0.1×10^-3; its pairs: (Pullover, Coat), (T-shirt, Shirt), (Sneaker, Ankle boot).
+constexpr paper_reference fashion_mnist_reference{-4.9858e-7, 1.0e-4, 0.8999, {{{2, 4}, {0, 6}, {7, 9}}}};
+constexpr paper_reference mnist_reference{-3.17e-9, 1.19e-6, 0.9909, {{{3, 5}, {2, 7}, {4, 9}}}};
 constexpr index K = 10;  // classes
 constexpr index M = K + 1;  // directions: the mean test loss, then each class's mean loss
 
@@ -233,14 +240,14 @@ index off_diagonal_rank(const hydra::class_matrix& m, index a, index b) {
   return rank;
 }
 
-void print_matrix(const char* title, const hydra::class_matrix& m, double scale) {
+void print_matrix(const char* title, const hydra::class_matrix& m, double scale, paper::class_names names) {
   fmt::print("{} (rows: training class, columns: test class{})\n", title,
              scale == 1 ? "" : fmt::format("; values × {:.0e}", 1 / scale));
   fmt::print("{:>12}", "");
-  for (index b = 0; b < K; ++b) fmt::print(" {:>8.8}", paper::fashion_mnist_classes[b]);
+  for (index b = 0; b < K; ++b) fmt::print(" {:>8.8}", names[b]);
   fmt::print("\n");
   for (index a = 0; a < K; ++a) {
-    fmt::print("{:>12}", paper::fashion_mnist_classes[a]);
+    fmt::print("{:>12}", names[a]);
     for (index b = 0; b < K; ++b) fmt::print(" {:8.3f}", m(a, b) / scale);
     fmt::print("\n");
   }
@@ -307,9 +314,9 @@ sweeps sweep_both(Model& model, Loss& loss, const hydra::SGD<T>& recurrence, con
   return out;
 }
 
-std::vector<std::string> class_header(const char* first) {
+std::vector<std::string> class_header(const char* first, paper::class_names names) {
   std::vector<std::string> h{first};
-  for (index b = 0; b < K; ++b) h.emplace_back(paper::fashion_mnist_classes[b]);
+  for (index b = 0; b < K; ++b) h.emplace_back(names[b]);
   return h;
 }
 
@@ -351,6 +358,9 @@ int run(options opt, const CLI::App& app) {
   const double recurrence_decay = opt.recurrence_decay < 0 ? opt.recipe.weight_decay : opt.recurrence_decay;
 
   paper::results out(opt.out, "inspection");
+  const paper::class_names names = paper::class_names_of(opt.dataset);
+  const paper_reference& paper_numbers = opt.dataset == "mnist" ? mnist_reference : fashion_mnist_reference;
+  const char* dataset_name = opt.dataset == "mnist" ? "MNIST" : "Fashion-MNIST";
   const auto data = paper::load_dataset<T>(opt.dataset, opt.data_dir, opt.train_size, opt.validation_size, opt.test_size);
   const index N = data.train.size(), n_test = data.test.size();
   Model model;
@@ -394,9 +404,9 @@ int run(options opt, const CLI::App& app) {
     changes.push_back("optimiser settings other than supplement Table 3's");
   std::string scale = changes.empty() ? "the paper's protocol" : "scaled: ";
   for (std::size_t k = 0; k < changes.size(); ++k) scale += (k ? ", " : "") + changes[k];
-  fmt::print("inspection: LeNet-5 ({} parameters) on {} Fashion-MNIST training images, {} epochs = {} steps of {}; "
+  fmt::print("inspection: LeNet-5 ({} parameters) on {} {} training images, {} epochs = {} steps of {}; "
              "{} validation, {} test images ({})\n",
-             P, N, opt.recipe.epochs, steps, opt.recipe.batch_size, data.validation.size(), n_test, scale);
+             P, N, dataset_name, opt.recipe.epochs, steps, opt.recipe.batch_size, data.validation.size(), n_test, scale);
   if (recurrence_decay != opt.recipe.weight_decay)
     fmt::print("hypergradient recurrence with weight decay {} while training uses {} (the published code's "
                "recurrence, experiment 5)\n",
@@ -432,8 +442,12 @@ int run(options opt, const CLI::App& app) {
   out.set("directions",
           "M = 11 in one sweep per policy: the mean test loss's gradient at w_T, then each test class's mean-loss "
           "gradient");
-  out.set("paper_mean", paper_mean);
-  out.set("paper_std", paper_std);
+  out.set("paper_mean", paper_numbers.mean);
+  out.set("paper_std", paper_numbers.std);
+  out.set("paper_accuracy", paper_numbers.accuracy);
+  std::vector<double> pairs_flat;
+  for (const auto& [a, b] : paper_numbers.pairs) pairs_flat.insert(pairs_flat.end(), {double(a), double(b)});
+  out.set("paper_pairs", pairs_flat);
 
   // ---- training with the trajectory recorded, then both sweeps ------------------------------------
   hydra::vector<T, hydra::cpu> w(P);
@@ -454,7 +468,7 @@ int run(options opt, const CLI::App& app) {
       throw hydra::invalid_argument(fmt::format("the {} test images hold no {} (class {}): its mean loss and its "
                                                 "column of the inter-class matrix are undefined; give a larger "
                                                 "--test-size",
-                                                n_test, paper::fashion_mnist_classes[b], b));
+                                                n_test, names[b], b));
   const auto directions_at = [&](hydra::vector_view<const T> w_final) {
     const auto mean = mean_gradient(model, loss, w_final, data.test);
     std::copy(mean.begin(), mean.end(), U.begin());
@@ -483,8 +497,8 @@ int run(options opt, const CLI::App& app) {
                           }();
 
   const auto test_predictions = predict(model, std::as_const(w).view(), data.test);
-  fmt::print("test accuracy at w_T: {:.2f}% (the paper: 89.99% with 50,000 training images)\n",
-             100 * test_predictions.accuracy);
+  fmt::print("test accuracy at w_T: {:.2f}% (the paper: {:.2f}% with 50,000 training images)\n",
+             100 * test_predictions.accuracy, 100 * paper_numbers.accuracy);
 
   // ---- C(i) of every training sample --------------------------------------------------------------
   const auto exact = contribution_column(s.exact, 0, N), hessian_free = contribution_column(s.hessian_free, 0, N);
@@ -504,8 +518,8 @@ int run(options opt, const CLI::App& app) {
              se.std, se.min, se.max, 100 * se.positive);
   fmt::print("  {:<13} mean {:+.4e}  std {:.4e}  min {:+.4e}  max {:+.4e}  positive {:.1f}%\n", "Hessian-free",
              sh.mean, sh.std, sh.min, sh.max, 100 * sh.positive);
-  fmt::print("  {:<13} mean {:+.4e}  std {:.4e}  (Fashion-MNIST, 50,000 training images)\n", "the paper", paper_mean,
-             paper_std);
+  fmt::print("  {:<13} mean {:+.4e}  std {:.4e}  ({}, 50,000 training images)\n", "the paper", paper_numbers.mean,
+             paper_numbers.std, dataset_name);
   std::vector<float> ef(exact.begin(), exact.end()), hf(hessian_free.begin(), hessian_free.end());
   const double sign_error = hydra::sign_error_rate(std::span<const float>(hf), std::span<const float>(ef));
   const double rank_correlation = hydra::spearman(std::span<const float>(hf), std::span<const float>(ef));
@@ -519,7 +533,7 @@ int run(options opt, const CLI::App& app) {
           {"method", "mean", "std", "min", "max", "fraction_positive", "sign_error_vs_exact", "spearman_vs_exact"},
           {{0, se.mean, se.std, se.min, se.max, se.positive, 0, 1},
            {1, sh.mean, sh.std, sh.min, sh.max, sh.positive, sign_error, rank_correlation},
-           {2, paper_mean, paper_std, std::nan(""), std::nan(""), std::nan(""), std::nan(""), std::nan("")}});
+           {2, paper_numbers.mean, paper_numbers.std, std::nan(""), std::nan(""), std::nan(""), std::nan(""), std::nan("")}});
   out.set("summary_methods", "summary.csv rows: 0 = exact (adjoint), 1 = Hessian-free (adjoint), 2 = the paper");
 
   // ---- the inter-class matrix ---------------------------------------------------------------------
@@ -536,21 +550,21 @@ int run(options opt, const CLI::App& app) {
         at(class_contributions, i * K + b) =
             -static_cast<double>(projections->view().row(i)[1 + b]) / static_cast<double>(N);
     out.npy(fmt::format("class_contributions_{}.npy", name), class_contributions, {N, K});
-    out.csv(fmt::format("inter_class_{}.csv", name), class_header("train_class"), matrix_rows(ic.raw));
-    out.csv(fmt::format("inter_class_{}_normalised.csv", name), class_header("train_class"),
+    out.csv(fmt::format("inter_class_{}.csv", name), class_header("train_class", names), matrix_rows(ic.raw));
+    out.csv(fmt::format("inter_class_{}_normalised.csv", name), class_header("train_class", names),
             matrix_rows(ic.normalised));
     for (index a = 0; a < K; ++a)
       sums_rows.push_back({static_cast<double>(m), static_cast<double>(a), ic.row_sum[static_cast<std::size_t>(a)],
                            ic.column_sum[static_cast<std::size_t>(a)]});
     fmt::print("\n");
-    print_matrix(fmt::format("inter-class contribution C(S_a, T_b), {}", name).c_str(), ic.raw, 1e-6);
+    print_matrix(fmt::format("inter-class contribution C(S_a, T_b), {}", name).c_str(), ic.raw, 1e-6, names);
     if (ic.undefined.empty()) {
-      print_matrix(fmt::format("normalised by sqrt(row sum x column sum), {}", name).c_str(), ic.normalised, 1);
+      print_matrix(fmt::format("normalised by sqrt(row sum x column sum), {}", name).c_str(), ic.normalised, 1, names);
     } else {
       fmt::print("the normalisation is undefined for {} of the {} entries (row and column sums of opposite signs, "
                  "NaN in the CSV): {}\n",
                  ic.undefined_entries, K * K, ic.undefined);
-      print_matrix(fmt::format("normalised where defined (nan elsewhere), {}", name).c_str(), ic.normalised, 1);
+      print_matrix(fmt::format("normalised where defined (nan elsewhere), {}", name).c_str(), ic.normalised, 1, names);
     }
     fmt::print("row sums:   ");
     for (double v : ic.row_sum) fmt::print(" {:+.3e}", v);
@@ -562,11 +576,11 @@ int run(options opt, const CLI::App& app) {
                cols);
     diagonal_rows.push_back({static_cast<double>(m), static_cast<double>(rows), static_cast<double>(cols),
                              static_cast<double>(ic.undefined_entries)});
-    for (const auto& [a, b] : paper_pairs) {
+    for (const auto& [a, b] : paper_numbers.pairs) {
       const index r_ab = off_diagonal_rank(ic.raw, a, b), r_ba = off_diagonal_rank(ic.raw, b, a);
       fmt::print("  {} / {}: C = {:+.3e} and {:+.3e}, normalised {:+.4f} and {:+.4f}; rank {} and {} of 90 "
                  "off-diagonal entries (1 = lowest)\n",
-                 paper::fashion_mnist_classes[a], paper::fashion_mnist_classes[b], ic.raw(a, b), ic.raw(b, a),
+                 names[a], names[b], ic.raw(a, b), ic.raw(b, a),
                  ic.normalised(a, b), ic.normalised(b, a), r_ab, r_ba);
       pair_rows.push_back({static_cast<double>(m), static_cast<double>(a), static_cast<double>(b), ic.raw(a, b),
                            ic.raw(b, a), ic.normalised(a, b), ic.normalised(b, a), static_cast<double>(r_ab),
@@ -654,8 +668,7 @@ int run(options opt, const CLI::App& app) {
     const auto image = data.train.sample(i);
     extreme_images.insert(extreme_images.end(), image.begin(), image.end());
     fmt::print("{:>8} {:>6} {:>24} {:6.3f} {:+12.4e} {:+12.4e} {:>9}  ", helpful ? "helpful" : "harmful", i,
-               fmt::format("{} / {}", paper::fashion_mnist_classes[true_label],
-                           paper::fashion_mnist_classes[predicted]),
+               fmt::format("{} / {}", names[true_label], names[predicted]),
                confidence, at(exact, i), at(hessian_free, i),
                at(hessian_free_rank, i));
     std::vector<index> js(static_cast<std::size_t>(n_test));

@@ -6,7 +6,7 @@ import os
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .common import FASHION_MNIST_CLASSES, load, read_csv, save
+from .common import class_names, load, read_csv, save
 
 METHODS = [  # key in the CSVs, label, colour
     ("hydra_hessian_free", "HYDRA Hessian-free", "tab:blue"),
@@ -25,7 +25,7 @@ def _table4(folder):
 def _bars(folder, settings, table):
     per_class = read_csv(folder, "jaccard_per_class.csv")
     classes = per_class["class"].astype(int)
-    names = [FASHION_MNIST_CLASSES[c] for c in classes]
+    names = [class_names(settings)[c] for c in classes]
     fig, axes = plt.subplots(2, 1, figsize=(11, 7.5), sharex=True)
     width = 0.8 / len(METHODS)
     x = np.arange(len(classes))
@@ -80,7 +80,7 @@ def _view(folder, settings):
         ax.set_ylabel(f"PC 2 ({100 * pc2:.1f}%)")
         ax.legend(fontsize=6.5, loc="best")
         ax.grid(alpha=0.3)
-    fig.suptitle(f"Sign vectors of the samples labelled '{FASHION_MNIST_CLASSES[c]}' ({rows.sum()} samples, "
+    fig.suptitle(f"Sign vectors of the samples labelled '{class_names(settings)[c]}' ({rows.sum()} samples, "
                  f"{flipped[rows].sum()} wrongly): first two principal components (identical sign vectors overlap)",
                  fontsize=10)
     return save(fig, folder, "clustering_view")

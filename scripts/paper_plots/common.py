@@ -7,6 +7,12 @@ import numpy as np
 
 FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
                          "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+MNIST_CLASSES = [str(d) for d in range(10)]
+
+
+def class_names(settings):
+    """The class names of the run's --dataset (folders written before --dataset are Fashion-MNIST)."""
+    return MNIST_CLASSES if settings["settings"].get("dataset") == "mnist" else FASHION_MNIST_CLASSES
 
 
 def read_csv(folder, name):

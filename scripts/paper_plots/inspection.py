@@ -13,17 +13,21 @@ what examples/paper/inspection.cpp wrote:
   signed.
 """
 import os
+import textwrap
 
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.colors import Normalize
 from matplotlib.patches import Rectangle
 
-from .common import FASHION_MNIST_CLASSES as CLASSES
-from .common import load, read_csv, save
+from .common import class_names, load, read_csv, save
 
-PAPER_PAIRS = [(2, 4), (0, 6), (7, 9)]  # (Pullover, Coat), (T-shirt, Shirt), (Sneaker, Ankle boot)
-SHORT = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"]
+FASHION_PAIRS = [2, 4, 0, 6, 7, 9]  # (Pullover, Coat), (T-shirt, Shirt), (Sneaker, Ankle boot)
+FASHION_SHORT = ["T-shirt", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Boot"]
+PAPER_EXAMPLES = {  # Table 2 of the paper (50,000 training images)
+    "Fashion-MNIST": "Coat / Pullover, confidence 0.66, C = +0.93e-3",
+    "MNIST": "5 / 5, confidence 0.66, C = -1.0e-4; 8 / 8, confidence 0.73, C = +4.8e-5",
+}
 HELP, HARM = "#1a7f37", "#b3261e"
 
 
@@ -33,9 +37,20 @@ def _recurrence(s):
     return "" if decay == s["weight_decay"] else f"; recurrence weight decay {decay:g} (the published code's)"
 
 
+def _dataset(settings):
+    """What the figures take from the run's data set: its name, class names (short ones for ticks),
+    the pairs the paper outlines (settings' paper_pairs; folders written before it are Fashion-MNIST)."""
+    s = settings["settings"]
+    names = class_names(settings)
+    mnist = s.get("dataset") == "mnist"
+    flat = [int(v) for v in s.get("paper_pairs", FASHION_PAIRS)]
+    return {"label": "MNIST" if mnist else "Fashion-MNIST", "names": names,
+            "short": names if mnist else FASHION_SHORT, "pairs": list(zip(flat[0::2], flat[1::2]))}
+
+
 def _matrix(folder, name):
     table = read_csv(folder, name)
-    return np.array([table[c] for c in CLASSES]).T  # rows: training class
+    return np.array([table[c] for c in list(table)[1:]]).T  # rows: training class; columns: test class
 
 
 def _distribution(folder, settings):
@@ -59,7 +74,7 @@ def _distribution(folder, settings):
         f"C(i) of all {len(exact):,} training samples     mean        std",
         f"  exact (adjoint)                   {summary['mean'][0]:+.3e}  {summary['std'][0]:.3e}",
         f"  Hessian-free (adjoint)            {summary['mean'][1]:+.3e}  {summary['std'][1]:.3e}",
-        f"  paper, Fashion-MNIST, 50,000      {paper_mean:+.3e}  {paper_std:.3e}",
+        f"  paper, {_dataset(settings)['label'] + ', 50,000':<26}{paper_mean:+.3e}  {paper_std:.3e}",
     ])
     left.set_title(text, fontsize=8, family="monospace", loc="left")
     middle.set_title("Hessian-free (the paper's approximation): mind the wider x-range", fontsize=9)
@@ -77,12 +92,12 @@ def _distribution(folder, settings):
                     f"Spearman {summary['spearman_vs_exact'][1]:.3f}", fontsize=10)
     right.legend(loc="upper left", fontsize=8)
     s = settings["settings"]
-    fig.suptitle(f"Contributions on the test set: LeNet-5, {int(s['train_size']):,} training images, "
+    fig.suptitle(f"Contributions on the test set, {_dataset(settings)['label']}: LeNet-5, {int(s['train_size']):,} training images, "
                  f"{int(s['epochs'])} epochs{_recurrence(s)}", fontsize=11)
     return save(fig, folder, "inspection_distribution")
 
 
-def _heatmap(ax, values, title, annotate_scale, unit):
+def _heatmap(ax, values, title, annotate_scale, unit, data):
     off = values[~np.eye(10, dtype=bool)]
     off = off[np.isfinite(off)]
     vmax = np.max(np.abs(off)) if off.size else 1.0
@@ -99,11 +114,11 @@ def _heatmap(ax, values, title, annotate_scale, unit):
             strong = abs(v) > 0.6 * vmax
             ax.text(b, a, f"{v / annotate_scale:.2f}" if abs(v / annotate_scale) < 100 else f"{v / annotate_scale:.0f}",
                     ha="center", va="center", fontsize=6.5, color="white" if strong else "black")
-    for a, b in PAPER_PAIRS:
+    for a, b in data["pairs"]:
         for (r, c) in ((a, b), (b, a)):
             ax.add_patch(Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False, edgecolor="gold", linewidth=2.2))
-    ax.set_xticks(range(10), SHORT, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(10), SHORT, fontsize=8)
+    ax.set_xticks(range(10), data["short"], rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(10), data["short"], fontsize=8)
     ax.set_xlabel("test class", fontsize=9)
     ax.set_ylabel("training class", fontsize=9)
     ax.set_title(title + (f"\nentries in units of {unit}" if unit else ""), fontsize=9.5)
@@ -115,24 +130,26 @@ def _heatmap(ax, values, title, annotate_scale, unit):
 def _inter_class(folder, settings):
     fig, axes = plt.subplots(2, 2, figsize=(14, 13))
     diagonal = read_csv(folder, "inter_class_diagonal.csv")
+    data = _dataset(settings)
     for m, (name, label) in enumerate((("exact", "exact"), ("hessian_free", "Hessian-free"))):
         raw = _matrix(folder, f"inter_class_{name}.csv")
         normalised = _matrix(folder, f"inter_class_{name}_normalised.csv")
         scale = 10.0 ** np.floor(np.log10(np.nanmax(np.abs(raw))))
-        _heatmap(axes[m, 0], raw, f"{label}: C(S_a, T_b), Eq. 23 (mean over pairs)", scale, f"{scale:.0e}")
+        _heatmap(axes[m, 0], raw, f"{label}: C(S_a, T_b), Eq. 23 (mean over pairs)", scale, f"{scale:.0e}", data)
         undefined = int(diagonal["undefined_normalised_entries"][m])
         note = (f"{undefined} of 100 entries undefined: row and column sums of opposite signs"
                 if undefined else "defined everywhere")
-        _heatmap(axes[m, 1], normalised, f"{label}: normalised by sqrt(row sum x column sum)\n({note})", 1.0, "")
+        _heatmap(axes[m, 1], normalised, f"{label}: normalised by sqrt(row sum x column sum)\n({note})", 1.0, "", data)
     s = settings["settings"]
-    fig.suptitle(f"Inter-class contribution (paper Fig. 2): LeNet-5, {int(s['train_size']):,} training images, "
-                 f"{int(s['test_size']):,} test images{_recurrence(s)}. Positive (blue) = helps.\nGold outlines: the pairs the paper "
-                 "calls symmetric low contributions (Pullover/Coat, T-shirt/Shirt, Sneaker/Ankle boot)", fontsize=11)
+    pairs = ", ".join(f"{data['names'][a]}/{data['names'][b]}" for a, b in data["pairs"])
+    fig.suptitle(f"Inter-class contribution (paper Fig. 2), {data['label']}: LeNet-5, {int(s['train_size']):,} "
+                 f"training images, {int(s['test_size']):,} test images{_recurrence(s)}. Positive (blue) = helps.\n"
+                 f"Gold outlines: the pairs the paper calls symmetric low contributions ({pairs})", fontsize=11)
     return save(fig, folder, "inspection_inter_class")
 
 
-def _title(index, true, predicted, confidence, contribution, what):
-    return (f"#{int(index)}\n{CLASSES[int(true)]} / {CLASSES[int(predicted)]}\nconf {confidence:.2f}\n"
+def _title(names, index, true, predicted, confidence, contribution, what):
+    return (f"#{int(index)}\n{names[int(true)]} / {names[int(predicted)]}\nconf {confidence:.2f}\n"
             f"{what} {contribution:+.2e}")
 
 
@@ -147,16 +164,21 @@ def _extremes(folder, settings):
         ax.set_xticks([])
         ax.set_yticks([])
         helpful = extremes["helpful"][r] > 0
-        ax.set_title(_title(extremes["train_index"][r], extremes["true_label"][r], extremes["predicted_label"][r],
+        ax.set_title(_title(class_names(settings), extremes["train_index"][r], extremes["true_label"][r], extremes["predicted_label"][r],
                             extremes["confidence"][r], extremes["contribution_exact"][r], "C ="),
                      fontsize=7.5, color=HELP if helpful else HARM)
         if r % top == 0:
             ax.set_ylabel("most helpful" if helpful else "most harmful", fontsize=10)
     s = settings["settings"]
-    fig.suptitle(f"Training images with extreme exact C(i) on the mean test loss: true / predicted label, confidence "
-                 f"(softmax probability of the prediction) - LeNet-5, {int(s['train_size']):,} images{_recurrence(s)}.\n"
-                 "The paper's Fashion-MNIST example (Table 2): Coat / "
-                 "Pullover, confidence 0.66, C = +0.93e-3 (50,000 images)", fontsize=9.5)
+    title = (f"Training images with extreme exact C(i) on the mean test loss: true / predicted label, confidence "
+             f"(softmax probability of the prediction) - LeNet-5, {int(s['train_size']):,} images{_recurrence(s)}.\n"
+             f"The paper's {_dataset(settings)['label']} example (Table 2, 50,000 images): "
+             f"{PAPER_EXAMPLES[_dataset(settings)['label']]}")
+    # Wrapped to the figure's width (about 12 characters per inch at this size), which --top sets.
+    width = int(12 * fig.get_figwidth())
+    title = "\n".join(textwrap.fill(line, width) for line in title.split("\n"))
+    fig.set_figheight(4.9 + 0.2 * (title.count("\n") + 1))  # room for the title above the two rows
+    fig.suptitle(title, fontsize=9.5)
     return save(fig, folder, "inspection_extremes")
 
 
@@ -174,7 +196,7 @@ def _neighbours(folder, settings):
         helpful = extremes["helpful"][r] > 0
         ax = axes[row, first]
         ax.imshow(train_images[r], cmap="gray_r", vmin=0, vmax=1)
-        ax.set_title(_title(extremes["train_index"][r], extremes["true_label"][r], extremes["predicted_label"][r],
+        ax.set_title(_title(class_names(settings), extremes["train_index"][r], extremes["true_label"][r], extremes["predicted_label"][r],
                             extremes["confidence"][r], extremes["contribution_exact"][r], "C(i) ="),
                      fontsize=6.5, color=HELP if helpful else HARM, fontweight="bold")
         for spine in ax.spines.values():
@@ -186,8 +208,8 @@ def _neighbours(folder, settings):
             ax.imshow(test_images[r, n], cmap="gray_r", vmin=0, vmax=1)
             c = neighbours["contribution"][q]
             ax.set_title(f"test #{int(neighbours['test_index'][q])}\n"
-                         f"{CLASSES[int(neighbours['true_label'][q])]} / "
-                         f"{CLASSES[int(neighbours['predicted_label'][q])]}\n"
+                         f"{class_names(settings)[int(neighbours['true_label'][q])]} / "
+                         f"{class_names(settings)[int(neighbours['predicted_label'][q])]}\n"
                          f"conf {neighbours['confidence'][q]:.2f}\nC(i,j) {c:+.2e}",
                          fontsize=6.5, color=HELP if c > 0 else HARM)
     for ax in axes.flat:
