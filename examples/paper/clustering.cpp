@@ -596,7 +596,7 @@ int run(const options& opt) {
   out.csv("jaccard_per_class.csv", header, per_class_rows);
 
   fmt::print("\nTable 4, {}: mean Jaccard index over the {} classes (correct labels / random labels)\n",
-             opt.dataset == "mnist" ? "MNIST" : "Fashion-MNIST", K);
+             display_name(opt.dataset), K);
   std::vector<std::pair<std::string, std::vector<double>>> summary;
   const std::array<double, method_count> sign_error{sign_error_hf, 0.0, sign_error_if, nan};
   const std::array<double, method_count> method_seconds{seconds[hessian_free], seconds[exact],

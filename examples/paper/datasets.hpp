@@ -20,6 +20,8 @@ inline constexpr const char* mnist_classes[10] = {"0", "1", "2", "3", "4", "5", 
 inline class_names class_names_of(const std::string& dataset) {
   return dataset == "mnist" ? class_names(mnist_classes) : class_names(fashion_mnist_classes);
 }
+/// A --dataset as the programs' output names it.
+inline const char* display_name(const std::string& dataset) { return dataset == "mnist" ? "MNIST" : "Fashion-MNIST"; }
 
 /// Adds --dataset and --data-dir to a program.
 inline void add_dataset_options(CLI::App& app, std::string& dataset, std::string& location) {

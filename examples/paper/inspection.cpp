@@ -360,7 +360,7 @@ int run(options opt, const CLI::App& app) {
   paper::results out(opt.out, "inspection");
   const paper::class_names names = paper::class_names_of(opt.dataset);
   const paper_reference& paper_numbers = opt.dataset == "mnist" ? mnist_reference : fashion_mnist_reference;
-  const char* dataset_name = opt.dataset == "mnist" ? "MNIST" : "Fashion-MNIST";
+  const char* dataset_name = paper::display_name(opt.dataset);
   const auto data = paper::load_dataset<T>(opt.dataset, opt.data_dir, opt.train_size, opt.validation_size, opt.test_size);
   const index N = data.train.size(), n_test = data.test.size();
   Model model;
