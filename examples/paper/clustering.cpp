@@ -423,9 +423,9 @@ int run(const options& opt) {
              data.validation.size());
   constexpr bool on_cpu = std::is_same_v<B, cpu>;
   if (!opt.paper)
-    fmt::print("scaled {} run (the paper: {} training samples, {} validation points, {} epochs; --paper runs "
-               "that): the Exact sweep costs M Hessian-vector products per step\n",
-               on_cpu ? "CPU" : "GPU", paper_train, paper_points, paper_epochs);
+    fmt::print("scaled run on the {} (the paper: {} training samples, {} validation points, {} epochs; --paper "
+               "runs that): the Exact sweep costs M Hessian-vector products per step\n",
+               compute_place<B>(), paper_train, paper_points, paper_epochs);
 
   const double bytes = memory_estimate(opt, P, steps);
   const double trajectory_gib =
@@ -434,7 +434,7 @@ int run(const options& opt) {
   fmt::print("estimate before starting ({}, from one timed step of each kind): memory {:.2f} GiB "
              "(trajectory {:.2f} GiB{}); time {:.0f} s = training {:.0f} + Hessian-free {:.0f} + Exact {:.0f} + "
              "influence functions {:.0f} + k-means {:.0f} ({:.1f} h)\n",
-             on_cpu ? "one core" : "on the GPU", bytes / 1073741824.0,
+             on_cpu ? "one core" : compute_place<B>(), bytes / 1073741824.0,
              trajectory_gib,
              opt.state_dir.empty() ? "" : ", in a mapped file in " + opt.state_dir, cost.total(), cost.training,
              cost.hessian_free, cost.exact, cost.influence, cost.clustering, cost.total() / 3600);
@@ -668,7 +668,7 @@ int run(const options& opt) {
                                              "epochs (paper {}), validation set {} (paper {}), test set {} (paper {})",
                                              N, paper_train, M, paper_points, opt.rec.epochs, paper_epochs,
                                              opt.validation_size, paper_validation, opt.test_size, paper_test));
-  out.set("model", std::string("LeNet-5 (61,706 parameters, ReLU), float32, ") + (on_cpu ? "CPU" : "GPU"));
+  out.set("model", std::string("LeNet-5 (61,706 parameters, ReLU), float32, ") + compute_place<B>());
   out.set("device", opt.device);
   out.set("train_size", N);
   out.set("validation_size", opt.validation_size);

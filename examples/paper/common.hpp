@@ -359,6 +359,17 @@ int on_device(const std::string& device, Body&& body) {
   return body.template operator()<cpu>();
 }
 
+/// Where backend B computes, as printed and recorded: "CPU", "GPU", or, in a build that emulates
+/// the CUDA backend on the host (the tests' only device), "GPU emulated on the host".
+template <class B>
+constexpr const char* compute_place() {
+  if constexpr (std::is_same_v<B, cpu>) return "CPU";
+#ifdef HYDRA_PAPER_WITH_CUDA
+  else if constexpr (detail::cuda::host_emulation) return "GPU emulated on the host";
+#endif
+  else return "GPU";
+}
+
 /// A device matrix view's rows, copied to the host row-major (for measures computed on the host).
 template <class B, Scalar T>
 std::vector<T> rows_to_host(matrix_view<const T> m) {
